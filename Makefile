@@ -1,0 +1,37 @@
+# autoballoon: the two commands of the README, and what they stand on.
+#   make bench      bootstrap, then the default job (the two-VM smoke run for now)
+#   make test       bootstrap, then the test suite through tox
+# Debian's interpreter, explicitly: a pyenv python3 on PATH lacks the Debian modules.
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+# Packages the virtual environment itself needs before `rig bootstrap` can run.
+VENV_DEBS := python3-venv python3-dev libvirt-dev pkg-config gcc
+
+.PHONY: bench test bootstrap lint clean-venv
+
+bench: bootstrap
+	$(VENV)/bin/rig smoke
+
+test: bootstrap
+	$(VENV)/bin/tox run -e lint,unit,integration
+
+bootstrap: $(VENV)/.installed
+	$(VENV)/bin/rig bootstrap
+
+$(VENV)/.installed: pyproject.toml
+	@test "$$(id -u)" = 0 || { echo "make: run as root (the rig installs packages, cgroups, swap)" >&2; exit 2; }
+	@missing=$$(for p in $(VENV_DEBS); do dpkg-query -W -f '$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing $$missing (for the Python environment)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@echo "==> Python environment $(VENV) (pinned dependencies from pyproject.toml)"
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

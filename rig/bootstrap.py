@@ -1,0 +1,53 @@
+"""`rig bootstrap`: everything the rig needs, each piece built once per set of inputs.
+
+Order: Debian packages, the pinned guest kernel, QEMU from Debian's source with our
+patches, the guest's virtio_balloon module with our patches, the guest image. Each step
+is a no-op when its cached output for the current inputs exists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from rig import debian
+from rig.errors import require_root
+from rig.guest_module import GuestModule, ensure_guest_module
+from rig.image import GuestImage, ensure_image
+from rig.kernel import GuestKernel, ensure_kernel
+from rig.layout import Layout
+from rig.progress import Progress
+from rig.qemu_build import QemuBuild, ensure_qemu
+
+
+@dataclass(frozen=True)
+class Stack:
+    kernel: GuestKernel
+    qemu: QemuBuild
+    module: GuestModule
+    image: GuestImage
+
+
+def ensure_packages(layout: Layout, progress: Progress) -> None:
+    names = [p for group in debian.PACKAGES.values() for p in group]
+    with progress.step("Debian packages") as s:
+        missing = debian.missing_packages(names)
+        if not missing:
+            s.cached(f"all {len(names)} installed")
+            return
+        log = layout.cache / "logs" / "apt.log"
+        progress.info(f"installing {len(missing)}: {' '.join(missing)} (log: {log})")
+        debian.apt_update(log)
+        debian.install(missing, log)
+
+
+def bootstrap(layout: Layout, progress: Progress) -> Stack:
+    require_root("rig bootstrap", os.geteuid())
+    layout.cache.mkdir(parents=True, exist_ok=True)
+    layout.cache.chmod(0o755)  # libvirt's QEMU user reads the emulator and image here
+    ensure_packages(layout, progress)
+    kernel = ensure_kernel(layout, progress)
+    qemu = ensure_qemu(layout, progress)
+    module = ensure_guest_module(layout, progress, kernel)
+    image = ensure_image(layout, progress, kernel, module)
+    return Stack(kernel, qemu, module, image)

@@ -1,0 +1,230 @@
+"""The `rig` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from rig import scenario as scenario_mod
+from rig.errors import RigError, UsageError, require_root
+from rig.layout import Layout
+from rig.progress import Progress
+
+DEFAULT_SCENARIO = "smoke"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP turned into an exception so every cleanup block runs."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise Terminated(f"signal {signum}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rig", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("bootstrap", help="install and build everything the rig needs (cached)")
+
+    img = sub.add_parser("image", help="the guest image")
+    img_sub = img.add_subparsers(dest="image_cmd", required=True)
+    img_sub.add_parser("build", help="build (or reuse) the content-addressed guest image")
+
+    host = sub.add_parser("host", help="the memory-limited host (partition cgroup + swap)")
+    host_sub = host.add_subparsers(dest="host_cmd", required=True)
+    hu = host_sub.add_parser("up", help="start daemons, create the partition and swapfile")
+    hu.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                    help="take RAM and swap sizes from this scenario (default: %(default)s)")
+    hu.add_argument("--ram-mib", type=int, help="override the scenario's host RAM")
+    hu.add_argument("--swap-mib", type=int, help="override the scenario's host swap")
+    hu.add_argument("--accel", choices=("kvm", "tcg"), help="force an accelerator")
+    host_sub.add_parser("down", help="revert everything `host up` did")
+
+    vmp = sub.add_parser("vm", help="VMs of a scenario")
+    vm_sub = vmp.add_subparsers(dest="vm_cmd", required=True)
+    vu = vm_sub.add_parser("up", help="start one scenario VM in the host and wait for SSH")
+    vu.add_argument("name")
+    vu.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    ve = vm_sub.add_parser("exec", help="run a command in a VM over SSH")
+    ve.add_argument("name")
+    ve.add_argument("command", nargs=argparse.REMAINDER)
+    vc = vm_sub.add_parser("console", help="the VM's serial console (interactive, or run CMD)")
+    vc.add_argument("name")
+    vc.add_argument("command", nargs=argparse.REMAINDER)
+    vd = vm_sub.add_parser("down", help="destroy a VM and remove its files")
+    vd.add_argument("name", nargs="?")
+    vd.add_argument("--all", action="store_true")
+
+    sm = sub.add_parser("smoke", help="two VMs: SSH, console, balloon; then clean up")
+    sm.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    sm.add_argument("--accel", choices=("kvm", "tcg"))
+    sm.add_argument("--results", type=Path, default=Path("results"),
+                    help="where results go (default: ./results)")
+    return p
+
+
+def _command(rest: list[str]) -> str:
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return " ".join(rest)
+
+
+def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
+    if args.cmd == "bootstrap":
+        from rig.bootstrap import bootstrap
+
+        start = time.monotonic()
+        stack = bootstrap(layout, progress)
+        print(progress.summary(), file=sys.stderr)
+        print(f"bootstrap done in {time.monotonic() - start:.1f} s: QEMU {stack.qemu.binary}, "
+              f"guest kernel {stack.kernel.abi}, image {stack.image.dir}")
+        return 0
+
+    if args.cmd == "image":
+        from rig.bootstrap import bootstrap
+
+        stack = bootstrap(layout, progress)
+        print(stack.image.dir)
+        return 0
+
+    if args.cmd == "host":
+        from rig import host
+
+        require_root("rig host", os.geteuid())
+        if args.host_cmd == "up":
+            sc = scenario_mod.load(args.scenario, layout.scenarios)
+            spec = sc.host
+            if args.ram_mib is not None or args.swap_mib is not None:
+                from dataclasses import replace
+
+                spec = replace(spec, ram_mib=args.ram_mib or spec.ram_mib,
+                               swap_mib=spec.swap_mib if args.swap_mib is None
+                               else args.swap_mib)
+                scenario_mod.check_fits(replace(sc, host=spec))
+            try:
+                rec = host.up(layout, spec, progress, args.accel)
+            except BaseException:
+                if layout.host_record.exists():
+                    host.down(layout, progress)
+                raise
+            print(f"host up: {rec.ram_mib} MiB RAM ({rec.memory_cgroup}), "
+                  f"{rec.swap_mib} MiB swap, {rec.accel.upper()}; `rig host down` reverts it")
+            return 0
+        if not host.down(layout, progress):
+            print("no host was up")
+        return 0
+
+    if args.cmd == "vm":
+        return _vm(args, layout, progress)
+
+    if args.cmd == "smoke":
+        from rig.bootstrap import bootstrap
+        from rig.smoke import run_smoke, write_result
+
+        sc = scenario_mod.load(args.scenario, layout.scenarios)
+        require_root("rig smoke", os.geteuid())
+        if len(sc.vms) < 2:
+            raise UsageError(f"smoke needs two VMs; scenario {sc.name} has {len(sc.vms)}")
+        stack = bootstrap(layout, progress)
+        try:
+            result = run_smoke(layout, sc, stack, progress, args.accel)
+        except RigError:
+            print(progress.summary(), file=sys.stderr)
+            raise
+        out = write_result(layout, result, args.results)
+        print(result.table())
+        print(f"smoke {'passed' if result.ok else 'FAILED'} ({result.accel.upper()}); "
+              f"results in {out}")
+        return 0 if result.ok else 1
+    raise UsageError(f"unknown command {args.cmd}")
+
+
+def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
+    from rig import vm
+    require_root("rig vm", os.geteuid())
+    if args.vm_cmd == "up":
+        from rig.bootstrap import bootstrap
+        from rig.host import HostRecord
+
+        sc = scenario_mod.load(args.scenario, layout.scenarios)
+        spec = sc.vm(args.name)
+        host_rec = HostRecord.load(layout.host_record)
+        if host_rec is None:
+            raise UsageError("no host is up: run `rig host up` first")
+        stack = bootstrap(layout, progress)
+        conn = vm.connect()
+        try:
+            with progress.step(f"start {spec.name}"):
+                rec = vm.up(conn, layout, sc, spec, host_rec, stack.image, stack.qemu.binary)
+            with progress.step(f"wait for SSH in {spec.name}"):
+                try:
+                    t = vm.wait_ssh(rec, timeout_s=90)
+                except BaseException:
+                    vm.down(conn, layout, spec.name)
+                    raise
+        finally:
+            conn.close()
+        print(f"{spec.name} up ({rec.domain}), SSH ready in {t:.1f} s on 127.0.0.1:"
+              f"{rec.ssh_port}; `rig vm exec {spec.name} -- CMD`")
+        return 0
+    if args.vm_cmd == "down":
+        if not args.all and not args.name:
+            raise UsageError("name a VM or pass --all")
+        if args.all:
+            vm.destroy_all(layout)
+            return 0
+        conn = vm.connect()
+        try:
+            vm.down(conn, layout, args.name)
+        finally:
+            conn.close()
+        return 0
+    rec = vm.VmRecord.load(layout, args.name)
+    command = _command(args.command)
+    if args.vm_cmd == "exec":
+        if not command:
+            raise UsageError("give a command: rig vm exec NAME -- CMD")
+        r = vm.ssh_exec(rec, command)
+        sys.stdout.write(r.stdout)
+        sys.stderr.write(r.stderr)
+        return r.status
+    # console
+    if not command:
+        os.execvp("virsh", ["virsh", "-c", vm.URI, "console", rec.domain])
+    conn = vm.connect()
+    try:
+        with vm.console(conn, rec) as c:
+            r = c.run(command)
+    finally:
+        conn.close()
+    sys.stdout.write(r.stdout)
+    return r.status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    layout = Layout.default()
+    progress = Progress()
+    try:
+        return _dispatch(args, layout, progress)
+    except UsageError as e:
+        print(f"rig: {e}", file=sys.stderr)
+        return e.exit_status
+    except RigError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt as e:
+        print(f"rig: interrupted ({e or 'Ctrl-C'}); cleaned up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

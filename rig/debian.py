@@ -1,0 +1,168 @@
+"""Debian packages: what the rig installs, the deb-src entry it derives, and version lookups.
+
+The parsing of deb822 source entries is pure; the adapters below it call apt.
+No registry host name appears here: the deb-src entry copies the URIs of the machine's
+own `Types: deb` entries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.errors import RigError
+from rig.proc import run
+
+# Everything the bootstrap needs from Debian bookworm main, by purpose.
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "qemu build": (
+        "build-essential", "ninja-build", "meson", "pkg-config", "libglib2.0-dev",
+        "libpixman-1-dev", "libslirp-dev", "libfdt-dev", "zlib1g-dev", "flex", "bison",
+        "dpkg-dev",
+    ),
+    "qemu firmware": ("seabios", "ipxe-qemu", "qemu-system-data"),
+    "libvirt": ("libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients"),
+    "python environment": ("python3-venv", "python3-dev", "libvirt-dev"),
+    "guest image": (
+        "busybox-static", "dropbear-bin", "openssh-client", "cpio", "kmod", "e2fsprogs",
+        "qemu-utils", "xz-utils", "util-linux",
+    ),
+}
+
+DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+OUR_DEB_SRC = Path("/etc/apt/sources.list.d/autoballoon-deb-src.sources")
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, key: str) -> str:
+        for k, v in self.fields:
+            if k.lower() == key.lower():
+                return v
+        return ""
+
+
+def parse_deb822(text: str) -> list[SourceEntry]:
+    """Parse a deb822 .sources file into entries (comments dropped, continuations joined)."""
+    entries: list[SourceEntry] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: list[tuple[str, str]] = []
+        for line in stanza.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if line[0] in " \t" and fields:
+                k, v = fields[-1]
+                fields[-1] = (k, f"{v}\n{line}")
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError(f"not a deb822 field line: {line!r}")
+            fields.append((key.strip(), value.strip()))
+        if fields:
+            entries.append(SourceEntry(tuple(fields)))
+    return entries
+
+
+def derive_deb_src(text: str) -> str:
+    """deb-src twins of every `Types: deb` entry (same URIs, suites, components, keys)."""
+    out: list[str] = []
+    for entry in parse_deb822(text):
+        if "deb" not in entry.get("Types").split():
+            continue
+        if "deb-src" in entry.get("Types").split():
+            continue
+        lines = ["Types: deb-src"]
+        lines += [f"{k}: {v}" for k, v in entry.fields if k.lower() != "types"]
+        out.append("\n".join(lines))
+    if not out:
+        raise RigError("no `Types: deb` entry to derive a deb-src entry from")
+    return "\n\n".join(out) + "\n"
+
+
+def has_deb_src(text: str) -> bool:
+    return any("deb-src" in e.get("Types").split() for e in parse_deb822(text))
+
+
+# ---- adapters -------------------------------------------------------------------------
+
+def _apt_env() -> dict[str, str]:
+    return {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def missing_packages(names: list[str]) -> list[str]:
+    """Names among `names` that dpkg does not report as installed."""
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *names],
+        capture_output=True, text=True, check=False,
+    )
+    installed = {
+        line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
+    }
+    return [n for n in names if n not in installed]
+
+
+def apt_update(log: Path) -> None:
+    run(["apt-get", "update"], log=log, env=_apt_env())
+
+
+def install(names: list[str], log: Path) -> None:
+    """apt-get install without starting services (a temporary policy-rc.d says no)."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text("#!/bin/sh\n# autoballoon bootstrap: no service starts\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        run(["apt-get", "install", "-y", "--no-install-recommends", *names],
+            log=log, env=_apt_env())
+    finally:
+        if ours:
+            policy.unlink(missing_ok=True)
+
+
+def ensure_deb_src(log: Path) -> bool:
+    """Add our deb-src entry if the machine has none. Returns True if apt lists changed."""
+    existing = "".join(
+        p.read_text() for p in Path("/etc/apt/sources.list.d").glob("*.sources")
+    )
+    if has_deb_src(existing):
+        return False
+    OUR_DEB_SRC.write_text(
+        "# Added by the autoballoon bootstrap: deb-src twins of debian.sources\n"
+        + derive_deb_src(DEBIAN_SOURCES.read_text())
+    )
+    apt_update(log)
+    return True
+
+
+def candidate_version(package: str) -> str:
+    out = run(["apt-cache", "policy", package])
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    if not m or m.group(1) == "(none)":
+        raise RigError(f"apt has no candidate for {package}; run `apt-get update` and retry")
+    return m.group(1)
+
+
+def depends_of(package: str) -> list[str]:
+    out = run(["apt-cache", "depends", "--no-recommends", "--no-suggests", package])
+    return [m.group(1) for m in re.finditer(r"^\s*Depends:\s*(\S+)", out, re.MULTILINE)]
+
+
+def source_versions(source: str) -> list[str]:
+    out = run(["apt-cache", "showsrc", source])
+    return re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)
+
+
+def download(package: str, version: str, dest: Path, log: Path) -> Path:
+    """Fetch one .deb into dest (not installed); return its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    run(["apt-get", "download", f"{package}={version}"], cwd=dest, log=log)
+    matches = sorted(dest.glob(f"{package}_*.deb"))
+    if not matches:
+        raise RigError(f"apt-get download {package}={version} left no .deb in {dest}")
+    return matches[-1]

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from rig.errors import UsageError
+from rig.layout import REPO_ROOT
+from rig.scenario import load, parse
+
+GOOD = """\
+# what it stresses
+[host]
+ram_mib = 2048
+swap_mib = 1024
+
+[[vm]]
+name = "vm-a"
+memory_mib = 1331
+
+[[vm]]
+name = "vm-b"
+memory_mib = 1024
+vcpus = 2
+guest_swap_mib = 0
+"""
+
+
+def test_parse_good():
+    s = parse(GOOD, "t")
+    assert s.description == "what it stresses"
+    assert s.host.ram_mib == 2048 and s.host.swap_mib == 1024
+    assert s.host.overcommit == "within-swap"
+    assert [v.name for v in s.vms] == ["vm-a", "vm-b"]
+    assert s.vms[0].vcpus == 1 and s.vms[0].guest_swap_mib == 512
+    assert s.vms[1].vcpus == 2 and s.vms[1].guest_swap_mib == 0
+    assert s.vm("vm-b").memory_mib == 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("[host]", "[host]\nram = 5"), "unknown key 'ram'"),
+        (GOOD + "\n[extra]\n", "unknown key 'extra'"),
+        (GOOD.replace('name = "vm-a"', 'name = "vm-a"\ncolour = "red"'), "unknown key 'colour'"),
+        (GOOD.replace("# what it stresses\n", ""), "must open with a comment"),
+        (GOOD.replace('"vm-b"', '"vm-a"'), "duplicate VM name"),
+        (GOOD.replace('"vm-b"', '"VM B"'), "name must match"),
+        (GOOD.replace("memory_mib = 1024", "memory_mib = 64"), "outside"),
+        (GOOD.replace("memory_mib = 1024", 'memory_mib = "1G"'), "must be an integer"),
+        (GOOD.replace("vcpus = 2", "vcpus = true"), "must be an integer"),
+        (GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "lots"'),
+         "overcommit must be one of"),
+        ("# x\n[host]\n", r"at least one \[\[vm\]\]"),
+        ("# x\n[[vm]\n", "not valid TOML"),
+        (GOOD.replace('name = "vm-a"\n', ""), "name must match"),
+    ],
+)
+def test_parse_rejects(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse(text, "t")
+
+
+def test_sizes_that_cannot_fit():
+    # 1331 + 1024 = 2355 MiB of VMs
+    with pytest.raises(UsageError, match="more than host RAM \\+ swap"):
+        parse(GOOD.replace("swap_mib = 1024", "swap_mib = 256"), "t")
+    with pytest.raises(UsageError, match='overcommit = "none"'):
+        parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "none"'), "t")
+    s = parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 0\novercommit = "unlimited"'), "t")
+    assert s.host.swap_mib == 0
+
+
+def test_shipped_scenarios_parse():
+    scenarios = sorted((REPO_ROOT / "rig" / "scenarios").glob("*.toml"))
+    assert scenarios
+    for path in scenarios:
+        s = parse(path.read_text(), path.stem)
+        assert s.description
+
+
+def test_load_by_name_and_path(tmp_path: Path):
+    (tmp_path / "mine.toml").write_text(GOOD)
+    assert load("mine", tmp_path).name == "mine"
+    assert load(str(tmp_path / "mine.toml"), Path("/nonexistent")).name == "mine"
+    with pytest.raises(UsageError, match="no scenario 'nope'.*mine"):
+        load("nope", tmp_path)

@@ -8,10 +8,11 @@ is a no-op when its cached output for the current inputs exists.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 
 from rig import debian
-from rig.errors import require_root
+from rig.errors import UsageError, require_root
 from rig.guest_module import GuestModule, ensure_guest_module
 from rig.image import GuestImage, ensure_image
 from rig.kernel import GuestKernel, ensure_kernel
@@ -38,11 +39,21 @@ def ensure_packages(layout: Layout, progress: Progress) -> None:
         log = layout.cache / "logs" / "apt.log"
         progress.info(f"installing {len(missing)}: {' '.join(missing)} (log: {log})")
         debian.apt_update(log)
+        unavailable = [n for n in missing if not debian.has_candidate(n)]
+        if unavailable:
+            raise UsageError(
+                f"apt cannot install {', '.join(unavailable)}: this rig needs Debian bookworm "
+                "main in the apt sources; install them by hand or fix the sources"
+            )
         debian.install(missing, log)
 
 
 def bootstrap(layout: Layout, progress: Progress) -> Stack:
     require_root("rig bootstrap", os.geteuid())
+    for tool in ("apt-get", "apt-cache", "dpkg-query"):
+        if shutil.which(tool) is None:
+            raise UsageError(f"{tool} not found: the rig bootstraps a Debian bookworm machine; "
+                             "install Debian's apt or set up the packages by hand")
     layout.cache.mkdir(parents=True, exist_ok=True)
     layout.cache.chmod(0o755)  # libvirt's QEMU user reads the emulator and image here
     ensure_packages(layout, progress)

@@ -140,6 +140,13 @@ def ensure_deb_src(log: Path) -> bool:
     return True
 
 
+def has_candidate(package: str) -> bool:
+    out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True,
+                         check=False).stdout
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    return bool(m) and m.group(1) != "(none)"
+
+
 def candidate_version(package: str) -> str:
     out = run(["apt-cache", "policy", package])
     m = re.search(r"Candidate:\s*(\S+)", out)

@@ -85,7 +85,7 @@ def render(c: DomainConfig) -> str:
     _sub(dev, "emulator", str(c.emulator))
     if c.swap_disk is not None:
         disk = _sub(dev, "disk", type="file", device="disk")
-        _sub(disk, "driver", name="qemu", type="raw", cache="none", io="native")
+        _sub(disk, "driver", name="qemu", type="raw", cache="none")
         _sub(disk, "source", file=str(c.swap_disk))
         _sub(disk, "target", dev="vda", bus="virtio")
     _sub(dev, "controller", type="usb", model="none")
@@ -101,7 +101,7 @@ def render(c: DomainConfig) -> str:
         "-netdev",
         f"user,id=abnet0,restrict=on,hostfwd=tcp:127.0.0.1:{c.ssh_port}-:22",
         "-device",
-        "virtio-net-pci,netdev=abnet0,romfile=",
+        "virtio-net-pci,netdev=abnet0,romfile=,bus=pcie.0,addr=0x10",
         *c.extra_qemu_args,
     ]
     for a in args:

@@ -10,6 +10,11 @@ The image .deb is downloaded (never installed) into the cache and unpacked with
 `dpkg-deb -x` into `<cache>/kernel/<abi>-<version>/`, then `depmod -b` writes modules.dep
 there. The directory appears by an atomic rename, with its manifest written before it.
 
+The uncompressed kernel (`vmlinux`, an ELF file) is also extracted from the vmlinuz
+there: the Debian kernel has a PVH entry point, so QEMU can boot the ELF directly and the
+guest skips the xz decompression of ~64 MB, which takes ~5 s under TCG (boot to SSH
+measured 5.2 s instead of 10.6 s).
+
 Warm runs must be fast, but `apt-cache` takes ~1 s per call on machines that keep no
 binary package cache. So the resolution is remembered together with a fingerprint of
 everything apt's answer depends on (the package lists, dpkg's status, apt's sources and
@@ -21,10 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +74,7 @@ class GuestKernel:
     headers_dir: Path  # /usr/src/linux-headers-<abi>
     source_tarball: Path
     deb_sha256: str
+    vmlinux: Path | None = None  # uncompressed ELF with a PVH entry; None if not bootable
 
     @property
     def package(self) -> str:
@@ -124,6 +133,59 @@ def parse_dpkg_versions(text: str) -> dict[str, str]:
     return out
 
 
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_PT_NOTE = 4
+_XEN_ELFNOTE_PHYS32_ENTRY = 18
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes:
+    """The ELF kernel inside a bzImage (xz or gzip payload), like scripts/extract-vmlinux."""
+    for magic in (_XZ_MAGIC, _GZIP_MAGIC):
+        start = bzimage.find(magic)
+        while start != -1:
+            try:
+                if magic == _XZ_MAGIC:
+                    out = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(
+                        bzimage[start:])
+                else:
+                    out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(bzimage[start:])
+            except (lzma.LZMAError, zlib.error):
+                out = b""
+            if out.startswith(b"\x7fELF"):
+                return out
+            start = bzimage.find(magic, start + 1)
+    raise RigError("no xz or gzip ELF payload in the kernel image; boot the vmlinuz instead")
+
+
+def elf_notes(elf: bytes) -> list[tuple[str, int, bytes]]:
+    """(name, type, desc) of every note in an ELF64 little-endian file's PT_NOTE segments."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        raise ValueError("not an ELF64 little-endian file")
+    phoff = struct.unpack_from("<Q", elf, 0x20)[0]
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    notes: list[tuple[str, int, bytes]] = []
+    for i in range(phnum):
+        p_type, _flags, offset, _va, _pa, filesz = struct.unpack_from(
+            "<IIQQQQ", elf, phoff + i * phentsize)
+        if p_type != _PT_NOTE:
+            continue
+        pos, end = offset, offset + filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
+            pos += 12
+            name = elf[pos:pos + namesz].rstrip(b"\0").decode(errors="replace")
+            pos += (namesz + 3) & ~3
+            notes.append((name, ntype, elf[pos:pos + descsz]))
+            pos += (descsz + 3) & ~3
+    return notes
+
+
+def has_pvh_entry(elf: bytes) -> bool:
+    """True if QEMU can boot this ELF kernel directly (Xen PHYS32_ENTRY note)."""
+    return any(n == "Xen" and t == _XEN_ELFNOTE_PHYS32_ENTRY for n, t, _ in elf_notes(elf))
+
+
 def apt_fingerprint(paths: tuple[Path, ...] = APT_STATE_PATHS) -> str:
     """Names, sizes and mtimes of apt's inputs: cheap, and changes whenever apt's view can."""
     h = hashlib.sha256()
@@ -157,18 +219,14 @@ def _ensure_build_inputs(res: Resolution, log: Path, progress: Progress) -> None
     """linux-headers-<abi> and linux-source-6.1 installed at the image's exact version."""
     wanted = [headers_package(res.abi), SOURCE_PACKAGE]
     have = installed_versions(wanted)
-    wrong = {p: v for p, v in have.items() if v != res.version}
-    if wrong:
-        listing = ", ".join(f"{p} {v}" for p, v in sorted(wrong.items()))
-        pins = " ".join(f"{p}={res.version}" for p in wanted)
-        raise RigError(
-            f"kernel image is {res.version} but {listing} is installed;"
-            f" run `apt-get install {pins}`"
-        )
-    missing = [p for p in wanted if p not in have]
-    if missing:
-        progress.info(f"installing {', '.join(missing)} {res.version}")
-        debian.install([f"{p}={res.version}" for p in missing], log)
+    # A point release moves linux-source-6.1 with the image: follow it (this is the
+    # bootstrap's job), saying so, rather than building against mismatched sources.
+    todo = [p for p in wanted if have.get(p) != res.version]
+    if todo:
+        was = ", ".join(f"{p} {have[p]}" for p in todo if p in have)
+        progress.info(f"installing {', '.join(todo)} {res.version}"
+                      + (f" (replacing {was})" if was else ""))
+        debian.install([f"{p}={res.version}" for p in todo], log)
     if not SOURCE_TARBALL.is_file():
         raise RigError(f"{SOURCE_TARBALL} is missing; run `apt-get install --reinstall"
                        f" {SOURCE_PACKAGE}={res.version}`")
@@ -202,15 +260,18 @@ def _load(final: Path, res: Resolution) -> GuestKernel | None:
         manifest = json.loads((final / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    kernel = _kernel_at(final, res, manifest.get("deb_sha256", ""))
+    kernel = _kernel_at(final, res, manifest.get("deb_sha256", ""),
+                        bool(manifest.get("pvh", False)))
     if manifest.get("abi") != res.abi or manifest.get("version") != res.version:
+        return None
+    if "pvh" not in manifest or (kernel.vmlinux and not kernel.vmlinux.is_file()):
         return None
     if not (kernel.vmlinuz.is_file() and (kernel.modules_dir / "modules.dep").is_file()):
         return None
     return kernel
 
 
-def _kernel_at(final: Path, res: Resolution, sha256: str) -> GuestKernel:
+def _kernel_at(final: Path, res: Resolution, sha256: str, pvh: bool) -> GuestKernel:
     return GuestKernel(
         abi=res.abi,
         version=res.version,
@@ -219,6 +280,7 @@ def _kernel_at(final: Path, res: Resolution, sha256: str) -> GuestKernel:
         headers_dir=HEADERS_ROOT / headers_package(res.abi),
         source_tarball=SOURCE_TARBALL,
         deb_sha256=sha256,
+        vmlinux=final / "vmlinux" if pvh else None,
     )
 
 
@@ -262,21 +324,36 @@ def ensure_kernel(layout: Layout, progress: Progress) -> GuestKernel:
         try:
             run(["dpkg-deb", "-x", deb, tmp], log=log)
             _merge_usr_lib(tmp)
-            staged = _kernel_at(tmp, res, sha256)
+            staged = _kernel_at(tmp, res, sha256, False)
             if not staged.vmlinuz.is_file() or not staged.modules_dir.is_dir():
                 raise RigError(f"{deb.name} holds no boot/vmlinuz-{res.abi} or"
                                f" lib/modules/{res.abi}; delete it from {deb.parent} and retry")
             run(["depmod", "-b", tmp, res.abi], log=log)
+            pvh = _write_vmlinux(staged.vmlinuz, tmp / "vmlinux", progress)
             (tmp / MANIFEST).write_text(json.dumps({
                 "package": image_package(res.abi), "abi": res.abi, "version": res.version,
-                "deb": deb.name, "deb_sha256": sha256,
+                "deb": deb.name, "deb_sha256": sha256, "pvh": pvh,
             }, indent=1) + "\n")
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return _kernel_at(final, res, sha256)
+        return _kernel_at(final, res, sha256, pvh)
+
+
+def _write_vmlinux(vmlinuz: Path, dest: Path, progress: Progress) -> bool:
+    """Extract the ELF kernel if QEMU can boot it directly (PVH); False if it cannot."""
+    try:
+        elf = extract_vmlinux(vmlinuz.read_bytes())
+        pvh = has_pvh_entry(elf)
+    except (RigError, ValueError, struct.error):
+        pvh = False
+    if not pvh:
+        progress.info("kernel has no PVH entry: guests boot the (slower) vmlinuz")
+        return False
+    dest.write_bytes(elf)
+    return True
 
 
 def _merge_usr_lib(root: Path) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from rig import vm
 from rig.bootstrap import Stack
@@ -19,8 +21,13 @@ from rig.layout import Layout
 from rig.progress import Progress
 from rig.scenario import Scenario
 
+T = TypeVar("T")
 INFLATE_MIB = 256
 TOLERANCE_KIB = 4 << 10  # balloon pages move in 4 KiB units; allow rounding slack
+
+
+class CheckFailed(RigError):
+    """A smoke check failed: the run stops, is torn down, and its result is still written."""
 
 
 @dataclass
@@ -52,21 +59,33 @@ class SmokeResult:
         )
 
 
-def _timed(result: SmokeResult, vm_name: str, name: str, fn: object) -> object:
+def _timed(result: SmokeResult, vm_name: str, name: str,
+           fn: Callable[[], tuple[bool, str, T]]) -> T:
+    """Run one check, record it with its duration; a failed check stops the smoke run."""
     start = time.monotonic()
     try:
-        ok, detail, value = fn()  # type: ignore[operator]
+        ok, detail, value = fn()
     except (RigError, OSError) as e:
-        ok, detail, value = False, str(e), None
+        result.checks.append(Check(vm_name, name, False, str(e), time.monotonic() - start))
+        raise CheckFailed(f"{vm_name} {name}: {e}") from e
     result.checks.append(Check(vm_name, name, ok, detail, time.monotonic() - start))
     if not ok:
-        raise RigError(f"smoke check failed: {vm_name} {name}: {detail}")
+        raise CheckFailed(f"{vm_name} {name}: {detail}")
     return value
 
 
 def run_smoke(layout: Layout, scenario: Scenario, stack: Stack, progress: Progress,
               accel: str | None = None) -> SmokeResult:
     result = SmokeResult(scenario.name, "?")
+    try:
+        _checks(layout, scenario, stack, progress, accel, result)
+    except CheckFailed as e:
+        progress.info(f"smoke check failed: {e}")
+    return result
+
+
+def _checks(layout: Layout, scenario: Scenario, stack: Stack, progress: Progress,
+            accel: str | None, result: SmokeResult) -> None:
     with ExitStack() as es:
         host_rec = es.enter_context(host_session(layout, scenario.host, progress, accel))
         result.accel = host_rec.accel
@@ -118,7 +137,6 @@ def run_smoke(layout: Layout, scenario: Scenario, stack: Stack, progress: Progre
                 ok = abs(now - want) <= TOLERANCE_KIB
                 return ok, f"MemTotal {before} -> {now} kB (-{drop:.1f} MiB)", None
             _timed(result, target.name, f"balloon +{INFLATE_MIB} MiB", inflate)
-    return result
 
 
 def write_result(layout: Layout, result: SmokeResult, results_root: Path) -> Path:

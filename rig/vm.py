@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import secrets
@@ -29,11 +30,16 @@ from pexpect import fdpexpect
 from rig import domain_xml
 from rig.errors import RigError, UsageError
 from rig.host import HostRecord
+from rig.image import GuestImage
 from rig.layout import Layout
 from rig.proc import run
 from rig.scenario import Scenario, VmSpec
 
 URI = "qemu:///system"
+
+# While a guest boots, slirp accepts connections before sshd listens; paramiko logs each
+# failed banner read as an ERROR traceback. wait_ssh reports the last error itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -98,7 +104,7 @@ def up(
     scenario: Scenario,
     spec: VmSpec,
     host: HostRecord,
-    image: object,
+    image: GuestImage,
     emulator: Path,
     *,
     autodestroy: bool = False,
@@ -119,7 +125,7 @@ def up(
     vdir.parent.chmod(0o755)
     vdir.chmod(0o755)
     swap_disk = None
-    cmdline = f"{image.cmdline_base} ab.name={spec.name}"  # type: ignore[attr-defined]
+    cmdline = f"{image.cmdline_base} ab.name={spec.name}"
     if spec.guest_swap_mib:
         swap_disk = vdir / "swap.img"
         make_swap_disk(swap_disk, spec.guest_swap_mib)
@@ -133,8 +139,8 @@ def up(
         vcpus=spec.vcpus,
         domain_type=host.domain_type,
         emulator=emulator,
-        kernel=image.vmlinuz,  # type: ignore[attr-defined]
-        initrd=image.initrd,  # type: ignore[attr-defined]
+        kernel=image.kernel,
+        initrd=image.initrd,
         cmdline=cmdline,
         swap_disk=swap_disk,
         ssh_port=port,
@@ -147,8 +153,8 @@ def up(
         name=spec.name,
         domain=name,
         ssh_port=port,
-        ssh_key=str(image.ssh_key),  # type: ignore[attr-defined]
-        host_pubkey=image.host_pubkey,  # type: ignore[attr-defined]
+        ssh_key=str(image.ssh_key),
+        host_pubkey=image.host_pubkey,
         dir=str(vdir),
         started_at=time.time(),
     )

@@ -59,7 +59,7 @@ def test_ssh_forward_is_loopback_only_and_guest_restricted():
     netdev = args[args.index("-netdev") + 1]
     assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
     assert "restrict=on" in netdev
-    assert "virtio-net-pci,netdev=abnet0,romfile=" in args
+    assert "virtio-net-pci,netdev=abnet0,romfile=,bus=pcie.0,addr=0x10" in args
 
 
 def test_no_swap_disk_and_extra_args():

@@ -39,7 +39,7 @@ def ensure_packages(layout: Layout, progress: Progress) -> None:
         log = layout.cache / "logs" / "apt.log"
         progress.info(f"installing {len(missing)}: {' '.join(missing)} (log: {log})")
         debian.apt_update(log)
-        unavailable = [n for n in missing if not debian.has_candidate(n)]
+        unavailable = debian.uninstallable(missing)
         if unavailable:
             raise UsageError(
                 f"apt cannot install {', '.join(unavailable)}: this rig needs Debian bookworm "

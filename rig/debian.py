@@ -140,11 +140,26 @@ def ensure_deb_src(log: Path) -> bool:
     return True
 
 
-def has_candidate(package: str) -> bool:
-    out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True,
+def parse_candidates(policy_output: str) -> dict[str, str | None]:
+    """Candidate version per package from `apt-cache policy A B ...` (None: not installable)."""
+    found: dict[str, str | None] = {}
+    current = None
+    for line in policy_output.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+            found[current] = None
+        elif current and line.strip().startswith("Candidate:"):
+            value = line.split(":", 1)[1].strip()
+            found[current] = None if value == "(none)" else value
+    return found
+
+
+def uninstallable(names: list[str]) -> list[str]:
+    """Names apt has no candidate for (one apt-cache call for all of them)."""
+    out = subprocess.run(["apt-cache", "policy", *names], capture_output=True, text=True,
                          check=False).stdout
-    m = re.search(r"Candidate:\s*(\S+)", out)
-    return bool(m) and m.group(1) != "(none)"
+    cands = parse_candidates(out)
+    return [n for n in names if cands.get(n) is None]
 
 
 def candidate_version(package: str) -> str:

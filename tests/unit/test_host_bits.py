@@ -91,3 +91,22 @@ def test_progress_lines_and_summary():
     assert "<== boom: FAILED after 1.0 s" in text
     assert [s.outcome for s in p.steps] == ["done", "cached", "failed"]
     assert "fetch" in p.summary()
+
+
+POLICY = """\
+busybox-static:
+  Installed: (none)
+  Candidate: 1:1.35.0-4+deb12u1+b1
+  Version table:
+     1:1.35.0-4+deb12u1+b1 500
+        500 http://mirror.example/debian bookworm/main amd64 Packages
+no-such-thing:
+  Installed: (none)
+  Candidate: (none)
+  Version table:
+"""
+
+
+def test_parse_candidates():
+    assert debian.parse_candidates(POLICY) == {
+        "busybox-static": "1:1.35.0-4+deb12u1+b1", "no-such-thing": None}

@@ -17,7 +17,6 @@ rename, manifest written before it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from rig.cachekey import cache_key, digest_file
 from rig.errors import RigError
 from rig.kernel import GuestKernel
 from rig.layout import Layout
+from rig.patchseries import apply_series, list_patches, patches_digest
 from rig.proc import run
 from rig.progress import Progress
 
@@ -65,25 +65,13 @@ class GuestModule:
 
 # ---- pure helpers ---------------------------------------------------------------------
 
-def list_patches(driver_dir: Path) -> list[Path]:
-    return sorted((driver_dir / "patches").glob("*.patch"), key=lambda p: p.name)
-
-
-def has_diff(patch_text: str) -> bool:
-    """False for a format-patch cover letter (0000-cover-letter.patch): nothing to apply."""
-    return any(
-        line.startswith(("diff --git ", "+++ ")) for line in patch_text.splitlines()
-    )
-
-
 def driver_digest(driver_dir: Path) -> str:
     """Kbuild plus every patch (name and bytes); READMEs do not count."""
-    h = hashlib.sha256()
     kbuild = driver_dir / "Kbuild"
-    h.update(b"Kbuild\0" + (digest_file(kbuild).encode() if kbuild.is_file() else b"-"))
-    for p in list_patches(driver_dir):
-        h.update(f"\n{p.name}\0{digest_file(p)}".encode())
-    return h.hexdigest()
+    return cache_key({
+        "Kbuild": digest_file(kbuild) if kbuild.is_file() else "-",
+        "patches": patches_digest(driver_dir / "patches"),
+    })
 
 
 def module_key(kernel: GuestKernel, driver_dir: Path, w1: bool) -> str:
@@ -183,21 +171,6 @@ def _module_at(final: Path, key: str, vermagic: str, patches: tuple[str, ...], w
     )
 
 
-def _apply_patches(patches: list[Path], build: Path, log: Path) -> tuple[str, ...]:
-    applied: list[str] = []
-    for p in patches:
-        if not has_diff(p.read_text(errors="replace")):
-            continue
-        try:
-            run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
-                 "-d", build, "-i", p.resolve()], log=log)
-        except RigError as e:
-            raise RigError(f"patch {p.name} does not apply to Debian's source; rebase it"
-                           f" (see {log})") from e
-        applied.append(p.name)
-    return tuple(applied)
-
-
 def ensure_guest_module(
     layout: Layout, progress: Progress, kernel: GuestKernel, *, w1: bool = False
 ) -> GuestModule:
@@ -220,7 +193,8 @@ def ensure_guest_module(
             for member in BUILD_MEMBERS:
                 (build / member).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src / member, build / member)
-            applied = _apply_patches(list_patches(layout.guest_driver), build, log)
+            applied = apply_series(list_patches(layout.guest_driver / "patches"), build, log,
+                                   "the pristine 6.1 driver")
             shutil.copy2(layout.guest_driver / "Kbuild", build / "Kbuild")
             (build / "autoballoon_version.c").write_text(
                 version_stamp_source(module_version(key)))

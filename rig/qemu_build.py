@@ -43,6 +43,7 @@ from rig.cachekey import cache_key, digest_file
 from rig.errors import RigError
 from rig.kernel import apt_fingerprint
 from rig.layout import Layout
+from rig.patchseries import apply_series, list_patches, patches_digest
 from rig.proc import run
 from rig.progress import Progress
 
@@ -212,23 +213,6 @@ def package_version(key: str, source_version: str) -> str:
 def configure_argv(prefix: Path, pkgversion: str) -> list[str]:
     return ["../configure", *CONFIGURE_FLAGS, f"--prefix={prefix}",
             f"--with-pkgversion={pkgversion}"]
-
-
-def list_patches(patch_dir: Path) -> list[Path]:
-    """Our patches in the order they are applied (a missing directory has none)."""
-    if not patch_dir.is_dir():
-        return []
-    return sorted((p for p in patch_dir.glob("*.patch") if p.is_file()), key=lambda p: p.name)
-
-
-def has_diff(patch_text: str) -> bool:
-    """False for a format-patch cover letter: nothing to apply."""
-    return any(line.startswith(("diff --git ", "+++ ")) for line in patch_text.splitlines())
-
-
-def patches_digest(patch_dir: Path) -> str:
-    """Names and bytes of the *.patch files; a README or other files do not count."""
-    return cache_key({p.name: digest_file(p) for p in list_patches(patch_dir)})
 
 
 def key_inputs(source_version: str, patch_digest: str) -> dict[str, str]:
@@ -443,21 +427,6 @@ def fetch_source(layout: Layout, version: str, log: Path, progress: Progress) ->
     return final
 
 
-def apply_patches(patches: list[Path], tree: Path, log: Path) -> tuple[str, ...]:
-    applied: list[str] = []
-    for p in patches:
-        if not has_diff(p.read_text(errors="replace")):
-            continue
-        try:
-            run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
-                 "-d", tree, "-i", p.resolve()], log=log)
-        except RigError as e:
-            raise RigError(f"QEMU patch {p.name} does not apply to Debian's source; rebase it"
-                           f" (see {log})") from e
-        applied.append(p.name)
-    return tuple(applied)
-
-
 def run_ninja(argv: list[str], cwd: Path, log: Path, progress: Progress) -> None:
     """Run ninja with its output in `log`, printing a progress line per tenth of the steps."""
     meter = NinjaMeter()
@@ -562,7 +531,7 @@ def _build(layout: Layout, progress: Progress, version: str, key: str) -> QemuBu
 
         t = clock()
         patches = list_patches(layout.qemu_patches)
-        applied = apply_patches(patches, tree, log)
+        applied = apply_series(patches, tree, log, "Debian's QEMU source")
         progress.info(f"patch: applied {len(applied)} patch(es)"
                       + (f": {', '.join(applied)}" if applied else ""))
         mak = tree / "configs" / "devices" / TARGET / f"{DEVICE_CONFIG_NAME}.mak"

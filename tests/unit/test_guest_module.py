@@ -5,8 +5,6 @@ import pytest
 
 from rig.guest_module import (
     driver_digest,
-    has_diff,
-    list_patches,
     module_key,
     module_version,
     parse_warnings,
@@ -14,6 +12,7 @@ from rig.guest_module import (
     version_stamp_source,
 )
 from rig.kernel import GuestKernel
+from rig.patchseries import has_diff, list_patches
 
 KERNEL = GuestKernel(
     abi="6.1.0-56-amd64", version="6.1.192-2", vmlinuz=Path("/k/vmlinuz"),
@@ -77,7 +76,7 @@ def test_readmes_do_not_change_the_key(driver: Path):
 def test_patches_apply_in_name_order(driver: Path):
     for name in ("0002-b.patch", "0010-c.patch", "0001-a.patch", "notes.txt"):
         (driver / "patches" / name).write_text(DIFF)
-    assert [p.name for p in list_patches(driver)] == [
+    assert [p.name for p in list_patches(driver / "patches")] == [
         "0001-a.patch", "0002-b.patch", "0010-c.patch"]
 
 

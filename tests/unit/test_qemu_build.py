@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rig import patchseries
 from rig import qemu_build as qb
 from rig.errors import RigError
 from rig.layout import Layout
@@ -126,7 +127,7 @@ def test_key_is_stable_and_tracks_each_input(tmp_path: Path):
     assert base != qb.build_key("1:7.2+dfsg-7+deb12u19", d)
     # a missing patch directory is the same as an empty one
     assert base == qb.build_key("1:7.2+dfsg-7+deb12u18", tmp_path / "missing")
-    inputs = qb.key_inputs("v", qb.patches_digest(d))
+    inputs = qb.key_inputs("v", patchseries.patches_digest(d))
     assert set(inputs) == {"source-version", "patches", "configure", "devices", "build-path",
                            "recipe"}
     assert "--without-default-devices" in inputs["configure"]
@@ -152,14 +153,14 @@ def test_list_patches_sorted_by_name(tmp_path: Path):
     d = _patch_dir(tmp_path)
     for name in ("0002-b.patch", "0010-c.patch", "0001-a.patch", "notes.txt"):
         (d / name).write_text("x")
-    assert [p.name for p in qb.list_patches(d)] == ["0001-a.patch", "0002-b.patch",
+    assert [p.name for p in patchseries.list_patches(d)] == ["0001-a.patch", "0002-b.patch",
                                                     "0010-c.patch"]
-    assert qb.list_patches(tmp_path / "missing") == []
+    assert patchseries.list_patches(tmp_path / "missing") == []
 
 
 def test_has_diff_skips_cover_letters():
-    assert not qb.has_diff("Subject: [PATCH 0/2] cover\n\nblurb\n")
-    assert qb.has_diff("Subject: x\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n")
+    assert not patchseries.has_diff("Subject: [PATCH 0/2] cover\n\nblurb\n")
+    assert patchseries.has_diff("Subject: x\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n")
 
 
 def test_source_file_names():

@@ -107,12 +107,7 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
                                swap_mib=spec.swap_mib if args.swap_mib is None
                                else args.swap_mib)
                 scenario_mod.check_fits(replace(sc, host=spec))
-            try:
-                rec = host.up(layout, spec, progress, args.accel)
-            except BaseException:
-                if layout.host_record.exists():
-                    host.down(layout, progress)
-                raise
+            rec = host.up(layout, spec, progress, args.accel)
             print(f"host up: {rec.ram_mib} MiB RAM ({rec.memory_cgroup}), "
                   f"{rec.swap_mib} MiB swap, {rec.accel.upper()}; `rig host down` reverts it")
             return 0

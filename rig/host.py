@@ -13,7 +13,8 @@ import grp
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from rig.scenario import HostSpec
 
 PARTITION = "/autoballoon"
 KVM_DEV = Path("/dev/kvm")
+
+
+class HostAlreadyUp(RigError):
+    """A host record exists: someone else's host, never to be torn down by this caller."""
 
 
 @dataclass
@@ -88,9 +93,32 @@ def _fix_kvm_perms(rec: HostRecord, save: Callable[[], None]) -> None:
 
 def up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | None = None
        ) -> HostRecord:
+    """Bring the host up; on any failure or interrupt, revert what was done and re-raise."""
+    try:
+        return _up(layout, spec, progress, forced_accel)
+    except HostAlreadyUp:
+        raise
+    except BaseException:
+        down(layout, progress)
+        raise
+
+
+@contextmanager
+def session(layout: Layout, spec: HostSpec, progress: Progress,
+            accel: str | None = None) -> Iterator[HostRecord]:
+    """A host for the duration of a `with` block: up on entry, down on any exit."""
+    rec = up(layout, spec, progress, accel)
+    try:
+        yield rec
+    finally:
+        down(layout, progress)
+
+
+def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | None
+        ) -> HostRecord:
     path = layout.host_record
     if path.exists():
-        raise RigError(f"a host is already up ({path}); run `rig host down` first")
+        raise HostAlreadyUp(f"a host is already up ({path}); run `rig host down` first")
     rec = HostRecord(ram_mib=spec.ram_mib, swap_mib=spec.swap_mib)
 
     def save() -> None:

@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from rig import vm
+from rig import host, vm
 from rig.bootstrap import Stack
 from rig.errors import RigError
-from rig.hostsession import host_session
 from rig.layout import Layout
 from rig.progress import Progress
 from rig.scenario import Scenario
@@ -87,7 +86,7 @@ def run_smoke(layout: Layout, scenario: Scenario, stack: Stack, progress: Progre
 def _checks(layout: Layout, scenario: Scenario, stack: Stack, progress: Progress,
             accel: str | None, result: SmokeResult) -> None:
     with ExitStack() as es:
-        host_rec = es.enter_context(host_session(layout, scenario.host, progress, accel))
+        host_rec = es.enter_context(host.session(layout, scenario.host, progress, accel))
         result.accel = host_rec.accel
         conn = vm.connect()
         es.callback(conn.close)

@@ -48,8 +48,8 @@ def ensure_packages(layout: Layout, progress: Progress) -> None:
         debian.install(missing, log)
 
 
-def bootstrap(layout: Layout, progress: Progress) -> Stack:
-    require_root("rig bootstrap", os.geteuid())
+def _prepare(layout: Layout, progress: Progress, what: str) -> None:
+    require_root(what, os.geteuid())
     for tool in ("apt-get", "apt-cache", "dpkg-query"):
         if shutil.which(tool) is None:
             raise UsageError(f"{tool} not found: the rig bootstraps a Debian bookworm machine; "
@@ -57,6 +57,17 @@ def bootstrap(layout: Layout, progress: Progress) -> Stack:
     layout.cache.mkdir(parents=True, exist_ok=True)
     layout.cache.chmod(0o755)  # libvirt's QEMU user reads the emulator and image here
     ensure_packages(layout, progress)
+
+
+def build_image(layout: Layout, progress: Progress) -> GuestImage:
+    """`rig image build`: kernel, guest module and image, without QEMU."""
+    _prepare(layout, progress, "rig image build")
+    kernel = ensure_kernel(layout, progress)
+    return ensure_image(layout, progress, kernel, ensure_guest_module(layout, progress, kernel))
+
+
+def bootstrap(layout: Layout, progress: Progress) -> Stack:
+    _prepare(layout, progress, "rig bootstrap")
     kernel = ensure_kernel(layout, progress)
     qemu = ensure_qemu(layout, progress)
     module = ensure_guest_module(layout, progress, kernel)

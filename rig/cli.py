@@ -87,10 +87,10 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return 0
 
     if args.cmd == "image":
-        from rig.bootstrap import bootstrap
+        from rig.bootstrap import build_image
 
-        stack = bootstrap(layout, progress)
-        print(stack.image.dir)
+        image = build_image(layout, progress)
+        print(f"guest image {image.key}: {image.dir}")
         return 0
 
     if args.cmd == "host":

@@ -43,6 +43,7 @@ class SmokeResult:
     scenario: str
     accel: str
     checks: list[Check] = field(default_factory=list)
+    boot_to_ssh_s: dict[str, float] = field(default_factory=dict)  # since domain start
 
     @property
     def ok(self) -> bool:
@@ -102,6 +103,7 @@ def _checks(layout: Layout, scenario: Scenario, stack: Stack, progress: Progress
                     t = vm.wait_ssh(rec, timeout_s=90)
                     return True, f"SSH ready {t:.1f} s after start", t
                 t = _timed(result, rec.name, "boot to SSH", ready)
+                result.boot_to_ssh_s[rec.name] = t
                 progress.info(f"{rec.name}: SSH ready {t:.1f} s after domain start")
         with progress.step("a command over SSH and over the console"):
             for rec in recs:

@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
+    # Ctrl-C must clean up even when started from a shell that ignores SIGINT for
+    # background jobs (Python then leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     layout = Layout.default()
     progress = Progress()
     try:

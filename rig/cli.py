@@ -9,13 +9,18 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rig import scenario as scenario_mod
 from rig.errors import RigError, UsageError, require_root
 from rig.layout import Layout
 from rig.progress import Progress
 
+if TYPE_CHECKING:
+    from rig.vm import VmRecord
+
 DEFAULT_SCENARIO = "smoke"
+WATCH_DEFAULT_EVENT = "BALLOON_GUEST_PRESSURE"
 
 
 class Terminated(KeyboardInterrupt):
@@ -57,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     vc = vm_sub.add_parser("console", help="the VM's serial console (interactive, or run CMD)")
     vc.add_argument("name")
     vc.add_argument("command", nargs=argparse.REMAINDER)
+    vw = vm_sub.add_parser("watch", help="print the VM's QMP events live, one JSON line each")
+    vw.add_argument("name")
+    vw.add_argument("--event", default=WATCH_DEFAULT_EVENT,
+                    help="QMP event name (default: %(default)s); 'all' for every event")
+    vw.add_argument("--count", type=int, help="stop after this many events")
+    vw.add_argument("--timeout", type=float, help="stop after this many seconds")
     vd = vm_sub.add_parser("down", help="destroy a VM and remove its files")
     vd.add_argument("name", nargs="?")
     vd.add_argument("--all", action="store_true")
@@ -181,6 +192,8 @@ def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
             conn.close()
         return 0
     rec = vm.VmRecord.load(layout, args.name)
+    if args.vm_cmd == "watch":
+        return _watch(rec, args)
     command = _command(args.command)
     if args.vm_cmd == "exec":
         if not command:
@@ -200,6 +213,30 @@ def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
         conn.close()
     sys.stdout.write(r.stdout)
     return r.status
+
+
+def _watch(rec: VmRecord, args: argparse.Namespace) -> int:
+    import json
+
+    from rig import vm
+    from rig.qmp_events import EventWatcher
+
+    event = None if args.event == "all" else args.event
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    seen = 0
+    with EventWatcher(vm.URI, event, rec.domain) as watcher:
+        print(f"watching {rec.domain} for {args.event} events; Ctrl-C stops", file=sys.stderr)
+        while args.count is None or seen < args.count:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                break
+            ev = watcher.get(min(left, 1.0))
+            if ev is None:
+                continue
+            seen += 1
+            print(json.dumps({"time": round(ev.timestamp, 6), "event": ev.event,
+                              "data": ev.data}), flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

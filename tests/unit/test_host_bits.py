@@ -110,3 +110,13 @@ no-such-thing:
 def test_parse_candidates():
     assert debian.parse_candidates(POLICY) == {
         "busybox-static": "1:1.35.0-4+deb12u1+b1", "no-such-thing": None}
+
+
+def test_qmp_event_details():
+    from rig.qmp_events import decode_details
+
+    assert decode_details(None) == {}
+    assert decode_details("") == {}
+    assert decode_details('{"actual": 5}') == {"actual": 5}
+    assert decode_details({"a": 1}) == {"a": 1}
+    assert decode_details("3") == {"value": 3}

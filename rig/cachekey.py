@@ -9,7 +9,10 @@ bytes, in sorted order). Changing any input changes the key; nothing else does
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 KEY_LENGTH = 16
@@ -45,3 +48,20 @@ def cache_key(inputs: Mapping[str, str]) -> str:
     for name in sorted(inputs):
         h.update(name.encode() + b"=" + inputs[name].encode() + b"\n")
     return h.hexdigest()[:KEY_LENGTH]
+
+
+@contextmanager
+def staging(final: Path) -> Iterator[Path]:
+    """Build a cache entry atomically: yield an empty directory beside `final`, renamed
+    to `final` when the block succeeds and removed when it fails, so a half-built entry
+    is never mistaken for a cached one."""
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

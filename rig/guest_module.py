@@ -24,7 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.cachekey import cache_key, digest_file
+from rig.cachekey import cache_key, digest_file, staging
 from rig.errors import RigError
 from rig.kernel import GuestKernel
 from rig.layout import Layout
@@ -131,10 +131,7 @@ def ensure_linux_source(layout: Layout, progress: Progress, kernel: GuestKernel)
         except (OSError, ValueError):
             pass
         progress.info(f"extracting {len(SOURCE_MEMBERS)} files from {kernel.source_tarball}")
-        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with staging(final) as tmp:
             top = tar_top_dir(kernel.source_tarball)
             run(["tar", "-xJf", kernel.source_tarball, "-C", tmp, "--strip-components=1",
                  *(f"{top}/{m}" for m in SOURCE_MEMBERS)],
@@ -143,11 +140,6 @@ def ensure_linux_source(layout: Layout, progress: Progress, kernel: GuestKernel)
                 "version": kernel.version, "tarball": str(kernel.source_tarball),
                 "members": list(SOURCE_MEMBERS),
             }, indent=1) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return final
 
 
@@ -184,12 +176,10 @@ def ensure_guest_module(
         return found
     src = ensure_linux_source(layout, progress, kernel)
     with progress.step("guest module"):
-        tmp = final.parent / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build = tmp / "build"
-        log = tmp / "build.log"
-        build.mkdir(parents=True)
-        try:
+        with staging(final) as tmp:
+            build = tmp / "build"
+            log = tmp / "build.log"
+            build.mkdir(parents=True)
             for member in BUILD_MEMBERS:
                 (build / member).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src / member, build / member)
@@ -221,11 +211,6 @@ def ensure_guest_module(
                 "patches": list(applied), "w1": w1, "warnings": list(warnings),
                 "sha256": digest_file(tmp / ko.name),
             }, indent=1) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         if warnings:
             progress.info(f"{len(warnings)} compiler warning(s); see {final / 'build.log'}")
         return _module_at(final, key, vermagic, applied, w1, warnings)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.cachekey import cache_key, digest_file, digest_tree
+from rig.cachekey import cache_key, digest_file, digest_tree, staging
 from rig.errors import RigError
 from rig.guest_module import MODULE_NAME, STOCK_MODULE, GuestModule
 from rig.kernel import GuestKernel, parse_dpkg_versions
@@ -487,15 +487,7 @@ def ensure_image(
         if found is not None:
             step.cached(f"key {key}")
             return found
-        tmp = final.parent / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with staging(final) as tmp:
             host_pub, kernel_file = _build(layout, progress, kernel, module, workload_dir, key,
                               versions, tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return _image_at(final, key, host_pub, kernel_file, module.version)

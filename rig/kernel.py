@@ -29,7 +29,6 @@ import json
 import lzma
 import os
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig import debian
-from rig.cachekey import digest_file
+from rig.cachekey import digest_file, staging
 from rig.errors import RigError
 from rig.layout import Layout
 from rig.proc import run
@@ -318,10 +317,7 @@ def ensure_kernel(layout: Layout, progress: Progress) -> GuestKernel:
             return kernel
         deb, sha256 = _fetch_deb(layout, res, log)
         progress.info(f"unpacking {deb.name}")
-        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with staging(final) as tmp:
             run(["dpkg-deb", "-x", deb, tmp], log=log)
             _merge_usr_lib(tmp)
             staged = _kernel_at(tmp, res, sha256, False)
@@ -334,11 +330,6 @@ def ensure_kernel(layout: Layout, progress: Progress) -> GuestKernel:
                 "package": image_package(res.abi), "abi": res.abi, "version": res.version,
                 "deb": deb.name, "deb_sha256": sha256, "pvh": pvh,
             }, indent=1) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return _kernel_at(final, res, sha256, pvh)
 
 

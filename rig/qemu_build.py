@@ -39,7 +39,7 @@ from functools import cmp_to_key
 from pathlib import Path
 
 from rig import debian
-from rig.cachekey import cache_key, digest_file
+from rig.cachekey import cache_key, digest_file, staging
 from rig.errors import RigError
 from rig.kernel import apt_fingerprint
 from rig.layout import Layout
@@ -411,19 +411,11 @@ def fetch_source(layout: Layout, version: str, log: Path, progress: Progress) ->
         progress.info(f"fetch: source {version} already in {final}")
         return final
     progress.info(f"fetch: apt-get source {SOURCE_PACKAGE}={version}")
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staging(final) as tmp:
         run(["apt-get", "source", "--download-only", "--only-source",
              f"{SOURCE_PACKAGE}={version}"], cwd=tmp, log=log)
         if not (tmp / dsc_name(version)).is_file():
             raise RigError(f"apt-get source left no {dsc_name(version)}; see {log}")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -216,6 +216,17 @@ def ensure_guest_module(
         return _module_at(final, key, vermagic, applied, w1, warnings)
 
 
+def stock_module(kernel: GuestKernel) -> GuestModule:
+    """Debian's own virtio_balloon.ko, for images that must run the unmodified driver
+    (e.g. a stock guest against our patched QEMU). Its version string is empty."""
+    path = kernel.modules_dir / STOCK_MODULE
+    return GuestModule(
+        key=f"stock-{kernel.abi}-{kernel.version}", path=path, version="",
+        vermagic=_modinfo("vermagic", path), patches=(), w1=False, warnings=(),
+        build_log=path, build_dir=path.parent,
+    )
+
+
 def checkpatch(layout: Layout, progress: Progress, kernel: GuestKernel,
                patch: Path) -> subprocess.CompletedProcess[str]:
     """Run the kernel's checkpatch.pl on one patch (outside a git tree: --no-tree)."""

@@ -61,6 +61,7 @@ class GuestModule:
     warnings: tuple[str, ...]  # compiler warning lines from the build
     build_log: Path
     build_dir: Path  # the patched tree-shaped sources the module was built from
+    test_build: bool = False  # built with AB_TEST=y: the driver's test-only interface is in
 
 
 # ---- pure helpers ---------------------------------------------------------------------
@@ -74,12 +75,14 @@ def driver_digest(driver_dir: Path) -> str:
     })
 
 
-def module_key(kernel: GuestKernel, driver_dir: Path, w1: bool) -> str:
+def module_key(kernel: GuestKernel, driver_dir: Path, w1: bool, test_build: bool = False
+               ) -> str:
     return cache_key({
         "source-version": kernel.version,
         "abi": kernel.abi,
         "driver": driver_digest(driver_dir),
         "w1": "1" if w1 else "0",
+        "test-build": "1" if test_build else "0",
         "recipe": RECIPE_VERSION,
         "builder": digest_file(Path(__file__)),
     })
@@ -151,31 +154,33 @@ def _load(final: Path, key: str) -> GuestModule | None:
     if m.get("key") != key or not (final / f"{MODULE_NAME}.ko").is_file():
         return None
     return _module_at(final, key, m["vermagic"], tuple(m["patches"]), bool(m["w1"]),
-                      tuple(m["warnings"]))
+                      tuple(m["warnings"]), bool(m.get("test_build", False)))
 
 
 def _module_at(final: Path, key: str, vermagic: str, patches: tuple[str, ...], w1: bool,
-               warnings: tuple[str, ...]) -> GuestModule:
+               warnings: tuple[str, ...], test_build: bool) -> GuestModule:
     return GuestModule(
         key=key, path=final / f"{MODULE_NAME}.ko", version=module_version(key),
-        vermagic=vermagic, patches=patches, w1=w1, warnings=warnings,
+        vermagic=vermagic, patches=patches, w1=w1, warnings=warnings, test_build=test_build,
         build_log=final / "build.log", build_dir=final / "build",
     )
 
 
 def ensure_guest_module(
-    layout: Layout, progress: Progress, kernel: GuestKernel, *, w1: bool = False
+    layout: Layout, progress: Progress, kernel: GuestKernel, *, w1: bool = False,
+    test_build: bool = False,
 ) -> GuestModule:
     """Build (or find) the patched virtio_balloon.ko for `kernel`."""
-    key = module_key(kernel, layout.guest_driver, w1)
+    key = module_key(kernel, layout.guest_driver, w1, test_build)
+    step_name = "guest module (test build)" if test_build else "guest module"
     final = layout.cache / "guest-module" / key
     found = _load(final, key)
     if found is not None:
-        with progress.step("guest module") as step:
+        with progress.step(step_name) as step:
             step.cached(f"key {key}")
         return found
     src = ensure_linux_source(layout, progress, kernel)
-    with progress.step("guest module"):
+    with progress.step(step_name):
         with staging(final) as tmp:
             build = tmp / "build"
             log = tmp / "build.log"
@@ -190,6 +195,8 @@ def ensure_guest_module(
                 version_stamp_source(module_version(key)))
             argv: list[str | Path] = ["make", "-C", kernel.headers_dir, f"M={build}",
                                       f"-j{os.cpu_count() or 1}"]
+            if test_build:
+                argv.append("AB_TEST=y")
             if w1:
                 argv.append("W=1")
             try:
@@ -209,11 +216,12 @@ def ensure_guest_module(
                 "key": key, "kernel": f"{kernel.abi} {kernel.version}",
                 "version": module_version(key), "vermagic": vermagic,
                 "patches": list(applied), "w1": w1, "warnings": list(warnings),
+                "test_build": test_build,
                 "sha256": digest_file(tmp / ko.name),
             }, indent=1) + "\n")
         if warnings:
             progress.info(f"{len(warnings)} compiler warning(s); see {final / 'build.log'}")
-        return _module_at(final, key, vermagic, applied, w1, warnings)
+        return _module_at(final, key, vermagic, applied, w1, warnings, test_build)
 
 
 def stock_module(kernel: GuestKernel) -> GuestModule:

@@ -232,6 +232,18 @@ def test_ab_param(cmdline, name, value):
     assert _sh(f"ab_param {name} '{cmdline}'") == value
 
 
+@pytest.mark.parametrize(("cmdline", "module", "args"), [
+    ("console=ttyS0 virtio_balloon.msg_interval_ms=100", "virtio_balloon",
+     "msg_interval_ms=100"),
+    ("virtio-balloon.a=1 x.b=2 virtio_balloon.c=3", "virtio_balloon", "a=1 c=3"),
+    ("virtio_balloon.a=1", "virtio_blk", ""),
+    ("ab.name=vm virtio_balloonx.a=1 virtio_balloon", "virtio_balloon", ""),
+    ("virtio_balloon.path=/a.b=c", "virtio_balloon", "path=/a.b=c"),
+])
+def test_ab_modparams(cmdline, module, args):
+    assert _sh(f"ab_modparams {module} '{cmdline}'") == args
+
+
 @pytest.mark.parametrize(("name", "ok"), [
     ("vm-up", True), ("vm.down1", True), ("", False), ("-x", False), ("a b", False),
     ("a;reboot", False), ("x" * 64, False),

@@ -36,3 +36,22 @@ ab_valid_swap() {
 ab_log() {
 	echo "autoballoon: $*" >/dev/console
 }
+
+# ab_modparams MODULE [CMDLINE]: the MODULE.key=value words of the kernel command line as
+# insmod arguments (key=value ...), as modprobe would pass them. Dashes in the module
+# name match underscores, like the kernel's own parsing.
+ab_modparams() {
+	_ab_mod=$(printf '%s' "$1" | tr - _)
+	_ab_out=""
+	set -f
+	for _ab_w in ${2-$(cat /proc/cmdline)}; do
+		case "$_ab_w" in
+		*.*=*) ;;
+		*) continue ;;
+		esac
+		_ab_name=$(printf '%s' "${_ab_w%%.*}" | tr - _)
+		[ "$_ab_name" = "$_ab_mod" ] && _ab_out="$_ab_out ${_ab_w#*.}"
+	done
+	set +f
+	printf '%s' "${_ab_out# }"
+}

@@ -1,0 +1,48 @@
+"""The guest patch series: kernel style and a warning-free W=1 build, both variants."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from rig.guest_module import ensure_guest_module, ensure_linux_source
+from rig.kernel import ensure_kernel
+from rig.layout import Layout
+from rig.patchseries import has_diff, list_patches
+from rig.progress import Progress
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="builds into the root-owned cache (/var/cache/autoballoon)")
+
+PATCHES = list_patches(Layout.default().guest_driver / "patches")
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return ensure_kernel(Layout.default(), Progress())
+
+
+def test_series_is_present_with_cover_letter():
+    names = [p.name for p in PATCHES]
+    assert names and names[0] == "0000-cover-letter.patch"
+    assert all(has_diff(p.read_text()) for p in PATCHES[1:])
+    assert "*** SUBJECT HERE ***" not in PATCHES[0].read_text()
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=[p.name for p in PATCHES])
+def test_checkpatch_strict_clean(kernel, patch):
+    from rig.guest_module import checkpatch
+
+    layout = Layout.default()
+    ensure_linux_source(layout, Progress(), kernel)
+    r = checkpatch(layout, Progress(), kernel, patch)
+    assert "total: 0 errors, 0 warnings, 0 checks" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("test_build", [False, True], ids=["release", "test-build"])
+def test_w1_build_has_no_warnings(kernel, test_build):
+    module = ensure_guest_module(Layout.default(), Progress(), kernel, w1=True,
+                                 test_build=test_build)
+    assert module.warnings == ()
+    assert len(module.patches) == len(PATCHES) - 1

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from rig import debian
 from rig.errors import UsageError, require_root
-from rig.guest_module import GuestModule, ensure_guest_module
+from rig.guest_module import GuestModule, ensure_guest_module, stock_module
+from rig.guest_tools import ensure_guest_tools
 from rig.image import GuestImage, ensure_image
 from rig.kernel import GuestKernel, ensure_kernel
 from rig.layout import Layout
@@ -26,7 +28,22 @@ class Stack:
     kernel: GuestKernel
     qemu: QemuBuild
     module: GuestModule
-    image: GuestImage
+    image: GuestImage  # the default guest: our patched driver
+    tools: Path  # static guest tools, in every image's /opt/autoballoon/bin
+
+
+def image_for(layout: Layout, progress: Progress, stack: Stack, guest_driver: str
+              ) -> GuestImage:
+    """The guest image running `guest_driver` ("patched", "stock" or "test")."""
+    if guest_driver == "patched":
+        return stack.image
+    if guest_driver == "stock":
+        module = stock_module(stack.kernel)
+    elif guest_driver == "test":
+        module = ensure_guest_module(layout, progress, stack.kernel, test_build=True)
+    else:
+        raise UsageError(f"unknown guest driver {guest_driver!r}")
+    return ensure_image(layout, progress, stack.kernel, module, stack.tools)
 
 
 def ensure_packages(layout: Layout, progress: Progress) -> None:
@@ -63,7 +80,8 @@ def build_image(layout: Layout, progress: Progress) -> GuestImage:
     """`rig image build`: kernel, guest module and image, without QEMU."""
     _prepare(layout, progress, "rig image build")
     kernel = ensure_kernel(layout, progress)
-    return ensure_image(layout, progress, kernel, ensure_guest_module(layout, progress, kernel))
+    module = ensure_guest_module(layout, progress, kernel)
+    return ensure_image(layout, progress, kernel, module, ensure_guest_tools(layout, progress))
 
 
 def bootstrap(layout: Layout, progress: Progress) -> Stack:
@@ -71,5 +89,6 @@ def bootstrap(layout: Layout, progress: Progress) -> Stack:
     kernel = ensure_kernel(layout, progress)
     qemu = ensure_qemu(layout, progress)
     module = ensure_guest_module(layout, progress, kernel)
-    image = ensure_image(layout, progress, kernel, module)
-    return Stack(kernel, qemu, module, image)
+    tools = ensure_guest_tools(layout, progress)
+    image = ensure_image(layout, progress, kernel, module, tools)
+    return Stack(kernel, qemu, module, image, tools)

@@ -155,7 +155,7 @@ def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     from rig import vm
     require_root("rig vm", os.geteuid())
     if args.vm_cmd == "up":
-        from rig.bootstrap import bootstrap
+        from rig.bootstrap import bootstrap, image_for
         from rig.host import HostRecord
 
         sc = scenario_mod.load(args.scenario, layout.scenarios)
@@ -167,7 +167,8 @@ def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
         conn = vm.connect()
         try:
             with progress.step(f"start {spec.name}"):
-                rec = vm.up(conn, layout, sc, spec, host_rec, stack.image, stack.qemu.binary)
+                image = image_for(layout, progress, stack, spec.guest_driver)
+                rec = vm.up(conn, layout, sc, spec, host_rec, image, stack.qemu.binary)
             with progress.step(f"wait for SSH in {spec.name}"):
                 try:
                     t = vm.wait_ssh(rec, timeout_s=90)

@@ -7,6 +7,7 @@ Choices, all deliberate:
   touches is charged to the host from the first one;
 - virtio balloon with a statistics period, serial console on a pty, the guest's swap on a
   virtio disk with cache=none (guest swap I/O must not land in the host page cache);
+- the message virtqueue (our QEMU series) through -global, as libvirt has no element;
 - user-mode networking with restrict=on and one forward from a loopback host port to the
   guest's SSH: the guest reaches nothing, only 127.0.0.1 reaches the guest.
 """
@@ -43,6 +44,7 @@ class DomainConfig:
     partition: str  # e.g. "/autoballoon"
     balloon_stats_period_s: int = 2
     machine: str = "q35"
+    message_vq: bool = False  # our QEMU series' virtio-balloon property
     extra_qemu_args: tuple[str, ...] = field(default=())
 
 
@@ -102,6 +104,8 @@ def render(c: DomainConfig) -> str:
         f"user,id=abnet0,restrict=on,hostfwd=tcp:127.0.0.1:{c.ssh_port}-:22",
         "-device",
         "virtio-net-pci,netdev=abnet0,romfile=,bus=pcie.0,addr=0x10",
+        # libvirt 9.0 does not know the property: set it on the device class it creates.
+        *(("-global", "virtio-balloon-pci.message-vq=on") if c.message_vq else ()),
         *c.extra_qemu_args,
     ]
     for a in args:

@@ -29,12 +29,20 @@ class HostSpec:
     overcommit: str = "within-swap"
 
 
+GUEST_DRIVERS = ("patched", "stock", "test")
+
+
 @dataclass(frozen=True)
 class VmSpec:
     name: str
     memory_mib: int
     vcpus: int = 1
     guest_swap_mib: int = 512
+    # QEMU's virtio-balloon message-vq property (our QEMU series): offer the message queue.
+    message_vq: bool = True
+    # Which virtio_balloon the guest runs: our series ("patched"), Debian's ("stock"), or
+    # our series built with its test-only injection interface ("test").
+    guest_driver: str = "patched"
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Scenario:
 
 _TOP_KEYS = {"host", "vm"}
 _HOST_KEYS = {"ram_mib", "swap_mib", "overcommit"}
-_VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib"}
+_VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver"}
 
 
 def _reject_unknown(where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -124,11 +132,19 @@ def parse(text: str, name: str) -> Scenario:
             raise UsageError(f"{vw}: duplicate VM name {vm_name!r}")
         if "memory_mib" not in t:
             raise UsageError(f"{vw}: memory_mib is required")
+        message_vq = t.get("message_vq", VmSpec.message_vq)
+        if not isinstance(message_vq, bool):
+            raise UsageError(f"{vw}: message_vq must be true or false, got {message_vq!r}")
+        driver = t.get("guest_driver", VmSpec.guest_driver)
+        if driver not in GUEST_DRIVERS:
+            raise UsageError(f"{vw}: guest_driver must be one of {', '.join(GUEST_DRIVERS)}")
         vms.append(VmSpec(
             name=vm_name,
             memory_mib=_int(vw, t, "memory_mib", 0, 128, 1 << 20),
             vcpus=_int(vw, t, "vcpus", 1, 1, 64),
             guest_swap_mib=_int(vw, t, "guest_swap_mib", 512, 0, 1 << 20),
+            message_vq=message_vq,
+            guest_driver=driver,
         ))
     scenario = Scenario(name, description, host, tuple(vms))
     check_fits(scenario)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rig import host, vm
-from rig.bootstrap import Stack
+from rig.bootstrap import Stack, image_for
 from rig.errors import RigError
 from rig.layout import Layout
 from rig.progress import Progress
@@ -95,7 +95,8 @@ def _checks(layout: Layout, scenario: Scenario, stack: Stack, progress: Progress
         with progress.step(f"start {len(scenario.vms)} VMs ({host_rec.accel.upper()})"):
             for spec in scenario.vms:
                 es.callback(vm.down, conn, layout, spec.name)
-                recs.append(vm.up(conn, layout, scenario, spec, host_rec, stack.image,
+                image = image_for(layout, progress, stack, spec.guest_driver)
+                recs.append(vm.up(conn, layout, scenario, spec, host_rec, image,
                                   stack.qemu.binary, autodestroy=True))
         with progress.step("wait for SSH in every VM"):
             for rec in recs:

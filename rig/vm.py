@@ -145,6 +145,7 @@ def up(
         swap_disk=swap_disk,
         ssh_port=port,
         partition=host.partition,
+        message_vq=spec.message_vq,
         extra_qemu_args=extra_qemu_args,
     )
     xml = domain_xml.render(cfg)

@@ -79,3 +79,11 @@ def test_kvm_type():
 def test_rejects(bad):
     with pytest.raises(ValueError):
         render(replace(BASE, **bad))
+
+
+def test_message_vq_property():
+    off = [a.get("value") for a in parsed().iter(f"{{{QEMU_NS}}}arg")]
+    assert "virtio-balloon-pci.message-vq=on" not in off
+    on = [a.get("value") for a in parsed(replace(BASE, message_vq=True)).iter(f"{{{QEMU_NS}}}arg")]
+    i = on.index("virtio-balloon-pci.message-vq=on")
+    assert on[i - 1] == "-global"

@@ -33,6 +33,10 @@ def test_parse_good():
     assert s.vms[0].vcpus == 1 and s.vms[0].guest_swap_mib == 512
     assert s.vms[1].vcpus == 2 and s.vms[1].guest_swap_mib == 0
     assert s.vm("vm-b").memory_mib == 1024
+    assert s.vms[0].message_vq is True and s.vms[0].guest_driver == "patched"
+    s2 = parse(GOOD.replace("vcpus = 2", 'vcpus = 2\nmessage_vq = false\nguest_driver = "stock"'),
+               "t")
+    assert s2.vms[1].message_vq is False and s2.vms[1].guest_driver == "stock"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +56,8 @@ def test_parse_good():
         ("# x\n[host]\n", r"at least one \[\[vm\]\]"),
         ("# x\n[[vm]\n", "not valid TOML"),
         (GOOD.replace('name = "vm-a"\n', ""), "name must match"),
+        (GOOD.replace("vcpus = 2", 'vcpus = 2\nmessage_vq = "yes"'), "message_vq must be"),
+        (GOOD.replace("vcpus = 2", 'vcpus = 2\nguest_driver = "mine"'), "guest_driver must be"),
     ],
 )
 def test_parse_rejects(text, message):

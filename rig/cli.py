@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     vd.add_argument("name", nargs="?")
     vd.add_argument("--all", action="store_true")
 
+    sub.add_parser("qemu-tests", help="build and run QEMU's own qtests for virtio-balloon "
+                   "and QMP on the patched source")
+
     sm = sub.add_parser("smoke", help="two VMs: SSH, console, balloon; then clean up")
     sm.add_argument("--scenario", default=DEFAULT_SCENARIO)
     sm.add_argument("--accel", choices=("kvm", "tcg"))
@@ -128,6 +131,18 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
 
     if args.cmd == "vm":
         return _vm(args, layout, progress)
+
+    if args.cmd == "qemu-tests":
+        from rig.qemu_tests import run_qemu_tests, table
+
+        require_root("rig qemu-tests", os.geteuid())
+        results = run_qemu_tests(layout, progress)
+        print(table(results))
+        total = sum(r.passed for r in results)
+        bad = [r.name for r in results if not r.ok]
+        print(f"qtests: {total} passed in {len(results)} programs"
+              + (f"; FAILED: {', '.join(bad)}" if bad else ""))
+        return 1 if bad else 0
 
     if args.cmd == "smoke":
         from rig.bootstrap import bootstrap

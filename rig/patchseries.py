@@ -27,8 +27,10 @@ def has_diff(patch_text: str) -> bool:
 
 
 def patches_digest(patch_dir: Path) -> str:
-    """Names and bytes of the *.patch files; a README or other files do not count."""
-    return cache_key({p.name: digest_file(p) for p in list_patches(patch_dir)})
+    """Names and bytes of the *.patch files that change code: a cover letter, a README or
+    other files do not count, so editing them never triggers a rebuild."""
+    return cache_key({p.name: digest_file(p) for p in list_patches(patch_dir)
+                      if has_diff(p.read_text(errors="replace"))})
 
 
 def apply_series(patches: list[Path], tree: Path, log: Path, what: str) -> tuple[str, ...]:

@@ -146,7 +146,11 @@ def test_key_tracks_patches_but_not_readme(tmp_path: Path):
     changed = qb.build_key("v", d)
     assert changed not in (empty, one)
     (d / "0001-a.patch").rename(d / "0002-a.patch")
-    assert qb.build_key("v", d) not in (empty, one, changed)
+    renamed = qb.build_key("v", d)
+    assert renamed not in (empty, one, changed)
+    # a cover letter (no diff) is prose: editing it must not cost a QEMU rebuild
+    (d / "0000-cover-letter.patch").write_text("Subject: [PATCH 0/1] x\n\nblurb\n")
+    assert qb.build_key("v", d) == renamed
 
 
 def test_list_patches_sorted_by_name(tmp_path: Path):
@@ -332,3 +336,11 @@ def test_resolve_source_version_is_remembered_per_apt_state(tmp_path: Path, monk
     state["fp"] = "b"
     qb.resolve_source_version(layout)
     assert len(asked) == 2
+
+
+def test_parse_tap_counts():
+    from rig.qemu_tests import parse_tap
+
+    tap = ("# random seed\n1..4\nok 1 /x86_64/a\nok 2 /x86_64/b # SKIP no kvm\n"
+           "not ok 3 /x86_64/c\nok 4 /x86_64/virtio-balloon/message-vq/flood\n")
+    assert parse_tap(tap) == (2, 1, 1)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import libvirt
 import libvirt_qemu
+from autoballoon.libvirt_adapter import ensure_event_loop
 
 from rig.errors import RigError
 
@@ -39,32 +39,11 @@ def decode_details(details: str | dict[str, Any] | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-class _Loop:
-    """libvirt's default event loop, run by one daemon thread per process."""
-
-    _lock = threading.Lock()
-    _started = False
-
-    @classmethod
-    def ensure(cls) -> None:
-        with cls._lock:
-            if cls._started:
-                return
-            libvirt.virEventRegisterDefaultImpl()
-            threading.Thread(target=cls._run, name="libvirt-events", daemon=True).start()
-            cls._started = True
-
-    @staticmethod
-    def _run() -> None:
-        while True:
-            libvirt.virEventRunDefaultImpl()
-
-
 class EventWatcher:
     """Collects QMP events named `event` (None: all) from every domain, or from one."""
 
     def __init__(self, uri: str, event: str | None, domain: str | None = None) -> None:
-        _Loop.ensure()  # must precede opening the connection
+        ensure_event_loop()  # must precede opening the connection
         self.dropped = 0
         self._queue: queue.Queue[QmpEvent] = queue.Queue(QUEUE_BOUND)
         self._conn = libvirt.open(uri)

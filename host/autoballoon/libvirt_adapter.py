@@ -193,6 +193,23 @@ class LibvirtAdapter:
                "swap_in", "swap_out"}
         return {k: (int(v) >> 10 if k in kib else int(v)) for k, v in raw.items()}
 
+    def save_auto_inflated(self, vm: str, ns: str, mib: int) -> None:
+        """Keep how much automation took in the live domain's metadata (for restarts)."""
+        assert self.conn is not None
+        self.conn.lookupByName(vm).setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<state auto-inflated-mib="{int(mib)}"/>',
+            "abd", ns, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def load_auto_inflated(self, vm: str, ns: str) -> int:
+        """What save_auto_inflated stored, 0 if nothing (or anything unreadable)."""
+        assert self.conn is not None
+        try:
+            xml = self.conn.lookupByName(vm).metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ns)
+        except libvirt.libvirtError:
+            return 0
+        m = re.search(r'auto-inflated-mib="(\d{1,9})"', xml)
+        return int(m.group(1)) if m else 0
+
     # -- callbacks (libvirt's event thread) ----------------------------------------------
 
     def _domain_up(self, dom: libvirt.virDomain) -> DomainUp | None:

@@ -1,0 +1,384 @@
+"""autoballoond: collectors -> model -> libvirt, one thread of decisions.
+
+Inputs (libvirt events, host pressure, control commands, ticks) go through one bounded
+queue to one loop that owns the model, so the model needs no locks and every decision is
+in the order its inputs arrived. Every input and every command is appended to a JSONL
+timeline (with the reaction time from the input's arrival to the return of setMemory).
+
+How much automation has taken from each VM is kept in the domain's own metadata, so a
+restarted daemon resumes without a jump in targets and never gives back more than it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import libvirt
+
+from autoballoon import libvirt_adapter as la
+from autoballoon import model as m
+from autoballoon.control import ControlServer
+from autoballoon.policies import POLICIES, make_policy
+from autoballoon.pressure import PressureSource, PressureSourceError
+from autoballoon.pressure_config import PressureConfig, PressureConfigError
+
+log = logging.getLogger("autoballoond")
+
+STATE_NS = "urn:autoballoon:daemon:1"
+QUEUE_BOUND = 10_000
+MANUAL_SLACK_MIB = 8
+
+
+class ConfigError(ValueError):
+    """Bad configuration: one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    uri: str = "qemu:///system"
+    metadata_ns: str | None = None  # manage only domains with this metadata element
+    name_pattern: str | None = None  # ... or whose name matches this regex
+    policy: str = "auto"
+    pressure_kind: str | None = "vmpressure"  # None: no host pressure source
+    pressure_path: str | None = None
+    # vmpressure fires 100+ times a second under steady reclaim: one host event per
+    # interval is what a policy should see (PSI triggers already fire once per window).
+    pressure_min_interval_s: float = 1.0
+    tick_s: float = 1.0
+    stats_period_s: float = 2.0
+    timeline: str | None = None
+    control_socket: str = "/run/autoballoon/autoballoond.sock"
+
+    def validate(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy {self.policy!r} is unknown: use one of "
+                              f"{', '.join(POLICIES)}")
+        if not 0.05 <= self.tick_s <= 60 or not 0.5 <= self.stats_period_s <= 3600:
+            raise ConfigError("tick_s must be in [0.05, 60] and stats_period_s in [0.5, 3600]")
+
+    def pressure_config(self) -> PressureConfig | None:
+        if self.pressure_kind is None:
+            return None
+        try:
+            return PressureConfig(kind=self.pressure_kind,
+                                  path=Path(self.pressure_path) if self.pressure_path else None,
+                                  min_interval_s=self.pressure_min_interval_s)
+        except PressureConfigError as e:
+            raise ConfigError(str(e)) from None
+
+
+def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
+    """TOML [daemon] table, then command-line overrides (None = not given)."""
+    try:
+        data = tomllib.loads(text).get("daemon", {}) if text else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config is not valid TOML: {e}") from None
+    known = {f.name for f in dataclasses.fields(DaemonConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if data.get("pressure_kind") == "none":
+        data["pressure_kind"] = None
+    cfg = DaemonConfig(**data)
+    cfg.validate()
+    return cfg
+
+
+@dataclass
+class Timeline:
+    """JSONL of every input and command; `wall` for humans, `t` (monotonic) for math."""
+
+    out: TextIO | None
+    clock: Callable[[], float] = time.time
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if self.out is None:
+            return
+        rec = {"wall": round(self.clock(), 6), "kind": kind, **fields}
+        self.out.write(json.dumps(rec, default=str) + "\n")
+        self.out.flush()
+
+
+def _event_fields(ev: object) -> dict[str, Any]:
+    d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}  # type: ignore[arg-type]
+    d.pop("policy", None)
+    if "vm" in d and isinstance(d["vm"], m.VmInfo):
+        d["vm"] = dataclasses.asdict(d["vm"])
+    return {"event": type(ev).__name__, **d}
+
+
+@dataclass
+class Daemon:
+    config: DaemonConfig
+    timeline: Timeline
+    clock: Callable[[], float] = time.monotonic
+    inputs: queue.Queue[object] = field(default_factory=lambda: queue.Queue(QUEUE_BOUND))
+    dropped_inputs: int = 0
+    stopping: threading.Event = field(default_factory=threading.Event)
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model = m.Model(make_policy(self.config.policy))
+        self.policy_name = self.config.policy
+        self.adapter = la.LibvirtAdapter(
+            self.config.uri,
+            la.Selector(self.config.metadata_ns, self.config.name_pattern),
+            self.put, self.clock)
+        self.last_target: dict[str, int] = {}
+        self.last_actual: dict[str, int] = {}
+        self.reaction_s: list[float] = []
+
+    # -- inputs from any thread ------------------------------------------------------------
+
+    def put(self, item: object) -> None:
+        try:
+            self.inputs.put_nowait(item)
+        except queue.Full:
+            self.dropped_inputs += 1  # bounded memory under a flood; counted in `show`
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        pressure = self._start_pressure()
+        next_tick = self.clock()
+        next_stats = self.clock()
+        try:
+            self._connect()
+            while not self.stopping.is_set():
+                now = self.clock()
+                if now >= next_tick:
+                    next_tick = now + self.config.tick_s
+                    self.put(m.Tick(now))
+                if now >= next_stats and self.adapter.connected:
+                    next_stats = now + self.config.stats_period_s
+                    self._poll_stats(now)
+                try:
+                    item = self.inputs.get(timeout=max(0.0, next_tick - self.clock()))
+                except queue.Empty:
+                    continue
+                self._handle(item)
+        finally:
+            if pressure is not None:
+                pressure.close()
+            self.adapter.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.put(m.Tick(self.clock()))
+
+    def _start_pressure(self) -> PressureSource | None:
+        pc = self.config.pressure_config()
+        if pc is None:
+            return None
+        source = PressureSource(pc, self.clock).open()
+        threading.Thread(target=self._pressure_loop, args=(source,), name="host-pressure",
+                         daemon=True).start()
+        log.info("host pressure from %s", source.source)
+        return source
+
+    def _pressure_loop(self, source: PressureSource) -> None:
+        """Feed host pressure to the queue; reopen the source if its cgroup went away."""
+        while not self.stopping.is_set():
+            try:
+                source.run(lambda e: self.put(m.HostPressure(e.t, e.level)))  # type: ignore[arg-type]
+                return  # stopped
+            except PressureSourceError as e:
+                self.timeline.write("pressure", state="lost", error=str(e))
+                while not self.stopping.wait(2.0):
+                    try:
+                        source.open()
+                        self.timeline.write("pressure", state="reopened")
+                        break
+                    except (PressureSourceError, OSError):
+                        continue
+
+    def _connect(self) -> None:
+        """Connect (retrying while libvirtd is away) and reconcile the model with libvirt."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                ups = self.adapter.connect()  # their DomainUp events are queued
+                break
+            except libvirt.libvirtError as e:
+                self.timeline.write("libvirt", state="unreachable", error=str(e))
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            return
+        live = {u.vm for u in ups}
+        for name in list(self.model.vms):
+            if name not in live:
+                self._handle(la.DomainDown(self.clock(), name))
+        self.timeline.write("libvirt", state="connected", domains=sorted(live))
+
+    def _poll_stats(self, now: float) -> None:
+        for name in list(self.model.vms):
+            try:
+                stats = self.adapter.memory_stats(name)
+            except libvirt.libvirtError:
+                continue
+            self._handle(m.GuestStats(now, name, stats))
+
+    def _translate(self, item: object) -> list[object]:
+        if isinstance(item, la.DomainUp):
+            if item.vm in self.model.vms:
+                return []
+            taken = self.adapter.load_auto_inflated(item.vm, STATE_NS)
+            self.last_target[item.vm] = item.current_mib
+            return [m.VmAdded(item.t, m.VmInfo(item.vm, item.max_mib), item.current_mib, taken)]
+        if isinstance(item, la.DomainDown):
+            self.last_target.pop(item.vm, None)
+            self.last_actual.pop(item.vm, None)
+            return [m.VmRemoved(item.t, item.vm)]
+        if isinstance(item, la.BalloonActual):
+            out: list[object] = [m.BalloonActual(item.t, item.vm, item.actual_mib)]
+            ours = self.last_target.get(item.vm)
+            before = self.last_actual.get(item.vm)
+            self.last_actual[item.vm] = item.actual_mib
+            # Documented rule: a balloon only shrinks the guest towards the target it was
+            # given, never past it, so a guest still shrinking well below the daemon's last
+            # target is following someone else's setMemory. (Growing towards our target
+            # after a deflation passes through lower values: that is not manual.)
+            if (ours is not None and before is not None and item.actual_mib < before
+                    and item.actual_mib < ours - MANUAL_SLACK_MIB):
+                out.append(m.ManualTarget(item.t, item.vm, item.actual_mib))
+                self.last_target[item.vm] = item.actual_mib
+            return out
+        if isinstance(item, la.GuestMessage):
+            return [m.GuestPressure(item.t, item.vm, item.level, item.messages)]
+        if isinstance(item, la.Disconnected):
+            self.timeline.write("libvirt", state="disconnected", reason=item.reason)
+            self._connect()
+            return []
+        return [item]
+
+    def _handle(self, item: object) -> None:
+        for ev in self._translate(item):
+            self.timeline.write("input", **_event_fields(ev))
+            if isinstance(ev, m.SetPolicy):
+                self.policy_name = ev.policy.name
+            for cmd in self.model.handle(ev):
+                self._apply(cmd, getattr(ev, "t", cmd.t))
+        self._publish()
+
+    def _apply(self, cmd: m.BalloonCommand, arrived: float) -> None:
+        try:
+            self.adapter.set_target(cmd.vm, cmd.target_mib)
+        except libvirt.libvirtError as e:
+            self.timeline.write("command-failed", vm=cmd.vm, target_mib=cmd.target_mib,
+                                cause=cmd.cause, error=str(e))
+            return
+        reaction = self.clock() - arrived
+        self.reaction_s.append(reaction)
+        del self.reaction_s[:-10_000]
+        self.last_target[cmd.vm] = cmd.target_mib
+        state = self.model.vm(cmd.vm)
+        if state is not None:
+            self.adapter.save_auto_inflated(cmd.vm, STATE_NS, state.auto_inflated_mib)
+        self.timeline.write("command", vm=cmd.vm, target_mib=cmd.target_mib, cause=cmd.cause,
+                            reaction_s=round(reaction, 6))
+
+    def _publish(self) -> None:
+        view = self.model.view()
+        self.snapshot = {
+            "policy": self.policy_name,
+            "enabled": view.enabled,
+            "dropped_inputs": self.dropped_inputs,
+            "last_host_level": view.last_host_level,
+            "vms": {n: {"max_mib": v.max_mib, "floor_mib": v.floor_mib,
+                        "target_mib": v.target_mib, "actual_mib": v.actual_mib,
+                        "auto_inflated_mib": v.auto_inflated_mib,
+                        "last_guest_level": v.last_guest_level, "enabled": v.enabled,
+                        "manual": v.manual}
+                    for n, v in view.vms.items()},
+        }
+
+    # -- control commands (from the control thread) ---------------------------------------
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "show":
+            return {"ok": True, **self.snapshot}
+        if cmd in ("enable", "disable"):
+            vm = request.get("vm")
+            if vm is not None and vm not in self.snapshot.get("vms", {}):
+                return {"ok": False, "error": f"no managed VM {vm!r}"}
+            self.put(m.SetEnabled(self.clock(), vm, cmd == "enable"))
+            return {"ok": True}
+        if cmd == "policy":
+            name = request.get("name")
+            if name not in POLICIES:
+                return {"ok": False, "error": f"unknown policy {name!r}; known: "
+                        f"{', '.join(POLICIES)}"}
+            self.put(m.SetPolicy(self.clock(), make_policy(str(name))))
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autoballoond", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="TOML file with a [daemon] table")
+    p.add_argument("--uri")
+    p.add_argument("--metadata-ns", dest="metadata_ns")
+    p.add_argument("--name-pattern", dest="name_pattern")
+    p.add_argument("--policy", choices=sorted(POLICIES))
+    p.add_argument("--pressure", dest="pressure_kind",
+                   choices=("vmpressure", "psi-cgroup", "psi-host", "none"))
+    p.add_argument("--pressure-path", dest="pressure_path")
+    p.add_argument("--timeline", help="append a JSONL timeline here")
+    p.add_argument("--control-socket", dest="control_socket")
+    p.add_argument("--tick", dest="tick_s", type=float)
+    p.add_argument("--stats-period", dest="stats_period_s", type=float)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format='{"time": "%(asctime)s", "level": "%(levelname)s", '
+                               '"msg": "%(message)s"}')
+    config_path = args.pop("config")
+    try:
+        text = config_path.read_text() if config_path else ""
+        config = load_config(text, args)
+        config.pressure_config()
+    except (ConfigError, OSError) as e:
+        print(f"autoballoond: {e}", file=sys.stderr)
+        return 2
+    out = open(config.timeline, "a") if config.timeline else None  # noqa: SIM115
+    daemon = Daemon(config, Timeline(out))
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = ControlServer(Path(config.control_socket), daemon.control)
+    server.start()
+    log.info("managing %s with policy %s", config.uri, config.policy)
+    try:
+        daemon.run()
+    finally:
+        server.stop()
+        if out is not None:
+            out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""The pure device model: per-VM balloon state, events in, balloon commands out.
+
+No I/O and no wall clock: every event carries its timestamp ``t`` (seconds, any monotonic
+origin) and the model's notion of ``now`` is the largest finite timestamp seen so far, so a
+late or out-of-order event can never move time backwards.
+
+Units: MiB as ``int`` everywhere (the libvirt adapter converts from KiB). A "target" is the
+guest memory size the balloon should leave the guest (libvirt's setMemory value): inflating
+the balloon lowers the target, deflating raises it.
+
+The model enforces its invariants whatever the policy asks for (see ``Model._clamp``):
+- ``floor <= target <= max`` for every automatic change that lowers a target;
+- automation never raises a target by more than it lowered it (``auto_inflated_mib``);
+- no command for a disabled or manual VM, or when automation is globally disabled;
+- at most one command per VM per handled event;
+- events naming unknown VMs and malformed values are ignored; state is bounded by the
+  number of VMs (at most ``ModelParams.max_vms``), never by what guests send.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from autoballoon.policies.base import Policy, TargetChange
+
+HostLevel = Literal["low", "between", "medium", "critical"]
+GuestLevel = Literal["low", "medium", "critical"]
+
+#: Host pressure levels in increasing severity ("between" is the level between vmpressure's
+#: "low" and "medium" that the RFC asked for).
+HOST_LEVELS: tuple[str, ...] = ("low", "between", "medium", "critical")
+#: Guest pressure levels in increasing severity.
+GUEST_LEVELS: tuple[str, ...] = ("low", "medium", "critical")
+
+#: libvirt memoryStats names the model keeps (memory values in MiB, fault counts as counts);
+#: anything else a guest or adapter sends is dropped.
+STATS_KEYS: frozenset[str] = frozenset(
+    {
+        "actual",
+        "available",
+        "unused",
+        "usable",
+        "disk_caches",
+        "rss",
+        "swap_in",
+        "swap_out",
+        "major_fault",
+        "minor_fault",
+    }
+)
+
+#: Largest value accepted anywhere (1 PiB in MiB); larger values are clamped to it.
+MAX_VALUE = 1 << 30
+
+
+def host_level_rank(level: str) -> int:
+    """Rank of a host level, 0 (low) .. 3 (critical); -1 if unknown."""
+    return HOST_LEVELS.index(level) if level in HOST_LEVELS else -1
+
+
+def guest_level_rank(level: str) -> int:
+    """Rank of a guest level, 0 (low) .. 2 (critical); -1 if unknown."""
+    return GUEST_LEVELS.index(level) if level in GUEST_LEVELS else -1
+
+
+def safe_int(value: object, lo: int = 0, hi: int = MAX_VALUE) -> int | None:
+    """``value`` as an int clamped to [lo, hi], or None if it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return min(max(value, lo), hi)
+    if isinstance(value, float) and math.isfinite(value):
+        return min(max(int(value), lo), hi)
+    return None
+
+
+def _finite_time(t: object) -> float | None:
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        return None
+    t = float(t)
+    return t if math.isfinite(t) else None
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    """A VM as the adapter discovered it: name, maximum memory and optional floor (MiB)."""
+
+    name: str
+    max_mib: int
+    floor_mib: int | None = None
+
+
+@dataclass(frozen=True)
+class HostPressure:
+    """Host memory pressure at ``level`` (from vmpressure or PSI)."""
+
+    t: float
+    level: HostLevel
+
+
+@dataclass(frozen=True)
+class GuestPressure:
+    """A guest reported memory pressure; ``messages`` coalesced guest messages."""
+
+    t: float
+    vm: str
+    level: GuestLevel
+    messages: int = 1
+
+
+@dataclass(frozen=True)
+class BalloonActual:
+    """The guest's current memory size (libvirt's balloon "actual") changed."""
+
+    t: float
+    vm: str
+    actual_mib: int
+
+
+@dataclass(frozen=True)
+class VmAdded:
+    """A VM appeared (or the daemon restarted and rediscovered it).
+
+    ``current_mib`` is its current balloon target; it becomes the baseline. A daemon that
+    recovers state may pass how much of it automation had taken (``auto_inflated_mib``).
+    """
+
+    t: float
+    vm: VmInfo
+    current_mib: int
+    auto_inflated_mib: int = 0
+
+
+@dataclass(frozen=True)
+class VmRemoved:
+    """A VM went away; its state is dropped."""
+
+    t: float
+    vm: str
+
+
+@dataclass(frozen=True)
+class ManualTarget:
+    """A target the daemon did not set (the operator ballooned by hand)."""
+
+    t: float
+    vm: str
+    target_mib: int
+
+
+@dataclass(frozen=True)
+class GuestStats:
+    """A poll of libvirt memoryStats for a VM (memory values in MiB)."""
+
+    t: float
+    vm: str
+    stats: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class HostMemory:
+    """Host memory figures (MiB) for policies that want them (stats-polling); optional."""
+
+    t: float
+    free_mib: int
+    total_mib: int
+
+
+@dataclass(frozen=True)
+class SetEnabled:
+    """Enable/disable automation for one VM, or globally when ``vm`` is None."""
+
+    t: float
+    vm: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SetPolicy:
+    """Switch the policy at runtime; per-VM state (and auto_inflated_mib) is kept."""
+
+    t: float
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passes (the daemon sends one periodically, e.g. every second)."""
+
+    t: float
+
+
+Event = (
+    HostPressure
+    | GuestPressure
+    | BalloonActual
+    | VmAdded
+    | VmRemoved
+    | ManualTarget
+    | GuestStats
+    | HostMemory
+    | SetEnabled
+    | SetPolicy
+    | Tick
+)
+
+
+@dataclass(frozen=True)
+class BalloonCommand:
+    """Set ``vm``'s balloon target to ``target_mib``, for ``cause``."""
+
+    t: float
+    vm: str
+    target_mib: int
+    cause: str
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class VmState:
+    """The model's per-VM state (mutable; policies only ever see a ``VmView``)."""
+
+    name: str
+    max_mib: int
+    floor_mib: int
+    target_mib: int
+    actual_mib: int
+    auto_inflated_mib: int = 0
+    last_guest_pressure_t: float | None = None
+    last_guest_level: str | None = None
+    enabled: bool = True
+    manual: bool = False
+    stats: dict[str, int] = field(default_factory=dict)
+    stats_t: float | None = None
+    prev_stats: dict[str, int] = field(default_factory=dict)
+    prev_stats_t: float | None = None
+    last_inflate_t: float | None = None
+    last_deflate_t: float | None = None
+    last_guest_handled_t: float | None = None
+    last_guest_handled_rank: int = -1
+
+    def view(self) -> VmView:
+        return VmView(
+            name=self.name,
+            max_mib=self.max_mib,
+            floor_mib=self.floor_mib,
+            target_mib=self.target_mib,
+            actual_mib=self.actual_mib,
+            auto_inflated_mib=self.auto_inflated_mib,
+            last_guest_pressure_t=self.last_guest_pressure_t,
+            last_guest_level=self.last_guest_level,
+            enabled=self.enabled,
+            manual=self.manual,
+            stats=dict(self.stats),
+            stats_t=self.stats_t,
+            prev_stats=dict(self.prev_stats),
+            prev_stats_t=self.prev_stats_t,
+            last_inflate_t=self.last_inflate_t,
+            last_deflate_t=self.last_deflate_t,
+        )
+
+
+@dataclass(frozen=True)
+class VmView:
+    """Read-only snapshot of one VM's state, as policies see it."""
+
+    name: str
+    max_mib: int
+    floor_mib: int
+    target_mib: int
+    actual_mib: int
+    auto_inflated_mib: int
+    last_guest_pressure_t: float | None
+    last_guest_level: str | None
+    enabled: bool
+    manual: bool
+    stats: Mapping[str, int]
+    stats_t: float | None
+    prev_stats: Mapping[str, int]
+    prev_stats_t: float | None
+    last_inflate_t: float | None
+    last_deflate_t: float | None
+
+    @property
+    def automated(self) -> bool:
+        """Whether automation may act on this VM (ignoring the global flag)."""
+        return self.enabled and not self.manual
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Read-only snapshot of the whole model handed to policies."""
+
+    vms: Mapping[str, VmView]
+    enabled: bool
+    last_host_pressure_t: float | None
+    last_host_level: str | None
+    host_free_mib: int | None
+    host_total_mib: int | None
+    host_memory_t: float | None
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Safety parameters of the model itself (not of a policy)."""
+
+    #: Floor for VMs whose VmInfo has none.
+    default_floor_mib: int = 128
+    #: Guest pressure events for a VM closer together than this are coalesced (state is
+    #: updated, the policy is not called) unless the level rises. QEMU already throttles
+    #: per device (100 ms); this protects the model from any other flood.
+    guest_coalesce_s: float = 0.1
+    #: VmAdded beyond this many VMs is ignored (bounds memory whatever the adapter does).
+    max_vms: int = 4096
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Model:
+    """The automatic-ballooning device model. ``handle(event)`` returns the commands."""
+
+    def __init__(self, policy: Policy, params: ModelParams | None = None) -> None:
+        self.policy = policy
+        self.params = params or ModelParams()
+        self.enabled = True
+        self.now: float | None = None
+        self.last_host_pressure_t: float | None = None
+        self.last_host_level: str | None = None
+        self.host_free_mib: int | None = None
+        self.host_total_mib: int | None = None
+        self.host_memory_t: float | None = None
+        self._vms: dict[str, VmState] = {}
+
+    # ---- read access
+    @property
+    def vms(self) -> Mapping[str, VmView]:
+        """Snapshot of every VM's state, by name (sorted)."""
+        return {name: self._vms[name].view() for name in sorted(self._vms)}
+
+    def vm(self, name: str) -> VmView | None:
+        state = self._vms.get(name)
+        return state.view() if state is not None else None
+
+    def view(self) -> ModelView:
+        return ModelView(
+            vms=self.vms,
+            enabled=self.enabled,
+            last_host_pressure_t=self.last_host_pressure_t,
+            last_host_level=self.last_host_level,
+            host_free_mib=self.host_free_mib,
+            host_total_mib=self.host_total_mib,
+            host_memory_t=self.host_memory_t,
+        )
+
+    # ---- the one entry point
+    def handle(self, event: object) -> list[BalloonCommand]:
+        """Apply ``event``; return the balloon commands to send (already applied to state).
+
+        Never raises on malformed events: they are ignored.
+        """
+        t = _finite_time(getattr(event, "t", None))
+        if t is None:
+            return []
+        now = t if self.now is None else max(self.now, t)
+        self.now = now
+        changes = self._dispatch(event, now)
+        return self._apply(changes, now)
+
+    def _dispatch(self, event: object, now: float) -> list[TargetChange]:
+        match event:
+            case HostPressure(level=level) if level in HOST_LEVELS:
+                self.last_host_pressure_t = now
+                self.last_host_level = level
+                return self.policy.on_host_pressure(self.view(), level, now)
+            case GuestPressure(vm=name, level=level) if level in GUEST_LEVELS:
+                return self._guest_pressure(name, level, now)
+            case BalloonActual(vm=name, actual_mib=actual):
+                state = self._get(name)
+                value = safe_int(actual)
+                if state is not None and value is not None:
+                    state.actual_mib = min(value, state.max_mib)
+                return []
+            case VmAdded():
+                self._add(event)
+                return []
+            case VmRemoved(vm=name):
+                if isinstance(name, str):
+                    self._vms.pop(name, None)
+                return []
+            case ManualTarget(vm=name, target_mib=target):
+                state = self._get(name)
+                value = safe_int(target)
+                if state is not None and value is not None:
+                    state.target_mib = min(value, state.max_mib)
+                    state.manual = True
+                return []
+            case GuestStats(vm=name, stats=stats):
+                return self._stats(name, stats, now)
+            case HostMemory(free_mib=free, total_mib=total):
+                free_v, total_v = safe_int(free), safe_int(total, lo=1)
+                if free_v is None or total_v is None:
+                    return []
+                self.host_free_mib = min(free_v, total_v)
+                self.host_total_mib = total_v
+                self.host_memory_t = now
+                return self.policy.on_host_memory(self.view(), now)
+            case SetEnabled(vm=name, enabled=enabled) if isinstance(enabled, bool):
+                self._set_enabled(name, enabled)
+                return []
+            case SetPolicy(policy=policy) if _is_policy(policy):
+                self.policy = policy
+                return []
+            case Tick():
+                return self.policy.on_tick(self.view(), now)
+        return []
+
+    # ---- event helpers
+    def _get(self, name: object) -> VmState | None:
+        return self._vms.get(name) if isinstance(name, str) else None
+
+    def _add(self, event: VmAdded) -> None:
+        info = event.vm
+        if not isinstance(info, VmInfo) or not isinstance(info.name, str):
+            return
+        if info.name not in self._vms and len(self._vms) >= self.params.max_vms:
+            return
+        max_mib = safe_int(info.max_mib)
+        current = safe_int(event.current_mib)
+        if max_mib is None or current is None:
+            return
+        floor = safe_int(info.floor_mib) if info.floor_mib is not None else None
+        if floor is None:
+            floor = self.params.default_floor_mib
+        current = min(current, max_mib)
+        taken = safe_int(event.auto_inflated_mib) or 0
+        self._vms[info.name] = VmState(
+            name=info.name,
+            max_mib=max_mib,
+            floor_mib=min(floor, max_mib),
+            target_mib=current,
+            actual_mib=current,
+            auto_inflated_mib=min(taken, max_mib - current),
+            # Memory automation took before a daemon restart counts as just taken: the
+            # give-back clock starts now, so a restart causes no jump in the target.
+            last_inflate_t=self.now if taken else None,
+        )
+
+    def _guest_pressure(self, name: object, level: str, now: float) -> list[TargetChange]:
+        state = self._get(name)
+        if state is None:
+            return []
+        state.last_guest_pressure_t = now
+        state.last_guest_level = level
+        rank = guest_level_rank(level)
+        last = state.last_guest_handled_t
+        if (
+            last is not None
+            and now - last < self.params.guest_coalesce_s
+            and rank <= state.last_guest_handled_rank
+        ):
+            return []  # coalesced: a flood costs one comparison per message
+        state.last_guest_handled_t = now
+        state.last_guest_handled_rank = rank
+        return self.policy.on_guest_pressure(self.view(), state.name, level, now)
+
+    def _stats(self, name: object, stats: object, now: float) -> list[TargetChange]:
+        state = self._get(name)
+        if state is None or not isinstance(stats, Mapping):
+            return []
+        clean: dict[str, int] = {}
+        for key in STATS_KEYS:
+            try:
+                raw = stats.get(key)
+            except Exception:
+                return []
+            value = safe_int(raw)
+            if value is not None:
+                clean[key] = value
+        if state.stats_t is not None:
+            state.prev_stats, state.prev_stats_t = state.stats, state.stats_t
+        state.stats, state.stats_t = clean, now
+        return self.policy.on_stats(self.view(), state.name, now)
+
+    def _set_enabled(self, name: object, enabled: bool) -> None:
+        if name is None:
+            self.enabled = enabled
+            return
+        state = self._get(name)
+        if state is None:
+            return
+        if enabled and state.manual:
+            # The operator's target becomes the new baseline.
+            state.manual = False
+            state.auto_inflated_mib = 0
+        state.enabled = enabled
+
+    # ---- the invariants
+    def _clamp(self, state: VmState, desired: int) -> int | None:
+        """The target automation may set for ``desired``, or None for no command."""
+        current = state.target_mib
+        new = min(desired, state.max_mib)
+        if new < current:
+            new = max(new, state.floor_mib)
+            return new if new < current else None
+        if new > current:
+            new = min(new, current + state.auto_inflated_mib)
+            return new if new > current else None
+        return None
+
+    def _apply(self, changes: list[TargetChange], now: float) -> list[BalloonCommand]:
+        if not self.enabled or not changes:
+            return []
+        wanted: dict[str, TargetChange] = {}
+        for change in changes:
+            wanted[change.vm] = change  # the last change for a VM wins
+        commands: list[BalloonCommand] = []
+        for name, change in wanted.items():
+            state = self._get(name)
+            desired = safe_int(change.target_mib, lo=-MAX_VALUE)
+            if state is None or desired is None or not state.enabled or state.manual:
+                continue
+            new = self._clamp(state, desired)
+            if new is None:
+                continue
+            cause = change.cause if new == desired else f"{change.cause} (clamped)"
+            if new < state.target_mib:
+                state.auto_inflated_mib += state.target_mib - new
+                state.last_inflate_t = now
+            else:
+                state.auto_inflated_mib -= new - state.target_mib
+                state.last_deflate_t = now
+            state.target_mib = new
+            commands.append(BalloonCommand(t=now, vm=name, target_mib=new, cause=cause))
+        return commands
+
+
+def _is_policy(obj: object) -> bool:
+    return all(
+        callable(getattr(obj, m, None))
+        for m in ("on_host_pressure", "on_guest_pressure", "on_tick", "on_stats")
+    )
+
+
+__all__ = [
+    "GUEST_LEVELS",
+    "HOST_LEVELS",
+    "STATS_KEYS",
+    "BalloonActual",
+    "BalloonCommand",
+    "Event",
+    "GuestLevel",
+    "GuestPressure",
+    "GuestStats",
+    "HostLevel",
+    "HostMemory",
+    "HostPressure",
+    "ManualTarget",
+    "Model",
+    "ModelParams",
+    "ModelView",
+    "SetEnabled",
+    "SetPolicy",
+    "Tick",
+    "VmAdded",
+    "VmInfo",
+    "VmRemoved",
+    "VmState",
+    "VmView",
+    "guest_level_rank",
+    "host_level_rank",
+    "safe_int",
+]

@@ -1,0 +1,58 @@
+"""``seed``: the 2013 automatic-ballooning RFC's algorithm, exactly, every number a parameter.
+
+- Host pressure (any level at or above ``min_host_level``; the RFC listened to vmpressure
+  "low", which also fires for higher levels): every VM that has not reported guest
+  pressure within ``hysteresis_s`` gets its balloon inflated by ``step_mib`` relative to its
+  current target, so repeated events accumulate.
+- Guest pressure: if an inflation is in progress (actual > target) cancel it (target =
+  actual); otherwise deflate by ``step_mib``, but only what automation inflated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autoballoon.model import ModelView, host_level_rank
+from autoballoon.policies.base import Policy, TargetChange, automated, in_hysteresis
+
+
+@dataclass(frozen=True)
+class SeedParams:
+    """The RFC's defaults."""
+
+    step_mib: int = 32
+    hysteresis_s: float = 60.0
+    min_host_level: str = "low"
+
+
+@dataclass
+class SeedPolicy(Policy):
+    """The RFC's algorithm."""
+
+    params: SeedParams = field(default_factory=SeedParams)
+    name: str = "seed"
+
+    def on_host_pressure(self, view: ModelView, level: str, now: float) -> list[TargetChange]:
+        if host_level_rank(level) < host_level_rank(self.params.min_host_level):
+            return []
+        return [
+            TargetChange(vm.name, vm.target_mib - self.params.step_mib, f"host pressure {level}")
+            for vm in automated(view)
+            if not in_hysteresis(vm, now, self.params.hysteresis_s)
+        ]
+
+    def on_guest_pressure(
+        self, view: ModelView, vm: str, level: str, now: float
+    ) -> list[TargetChange]:
+        state = view.vms.get(vm)
+        if state is None or not state.automated or not view.enabled:
+            return []
+        if state.actual_mib > state.target_mib:
+            return [TargetChange(vm, state.actual_mib, f"guest pressure {level}: cancel inflation")]
+        give = min(self.params.step_mib, state.auto_inflated_mib)
+        if give <= 0:
+            return []
+        return [TargetChange(vm, state.target_mib + give, f"guest pressure {level}: deflate")]
+
+
+__all__ = ["SeedParams", "SeedPolicy"]

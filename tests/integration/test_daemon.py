@@ -1,0 +1,166 @@
+"""autoballoond against a real VM: host pressure inflates, guest pressure deflates,
+the control socket steers it, a restart resumes from the domain's metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from autoballoon.control import request
+
+from rig import host, msgvq, scenario, vm
+from rig.domain_xml import RIG_NS, domain_name
+from rig.progress import Progress
+
+pytestmark = pytest.mark.vm
+
+SCENARIO = """\
+# daemon: one VM managed by autoballoond in a host we squeeze by hand.
+[host]
+ram_mib = 2048
+swap_mib = 1024
+
+[[vm]]
+name = "auto"
+memory_mib = 768
+guest_swap_mib = 384
+"""
+NAME = domain_name("auto")
+
+
+def _timeline(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait_for(what: str, check: Callable[[], object], timeout_s: float) -> object:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class Daemon:
+    def __init__(self, tmp: Path, memcg: str) -> None:
+        self.sock = tmp / "abd.sock"
+        self.timeline = tmp / "timeline.jsonl"
+        self.log = (tmp / "daemon.log").open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "autoballoon.daemon", "--metadata-ns", RIG_NS,
+             "--pressure", "vmpressure", "--pressure-path", memcg,
+             "--timeline", str(self.timeline), "--control-socket", str(self.sock)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        _wait_for("the daemon to manage the VM", lambda: self._managed(), 30)
+
+    def _managed(self) -> bool:
+        try:
+            return NAME in self.show()["vms"]
+        except OSError:
+            return False
+
+    def show(self) -> dict:
+        return request(self.sock, {"cmd": "show"})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def managed(layout, stack, tmp_path: Path) -> Iterator[tuple[vm.VmRecord, Path, Path]]:
+    sc = scenario.parse(SCENARIO, "daemon")
+    with host.session(layout, sc.host, Progress()) as host_rec:
+        conn = vm.connect()
+        try:
+            rec = vm.up(conn, layout, sc, sc.vms[0], host_rec, stack.image, stack.qemu.binary,
+                        autodestroy=True)
+            vm.wait_ssh(rec, timeout_s=90)
+            yield rec, Path(host_rec.memory_cgroup), tmp_path
+        finally:
+            vm.down(conn, layout, "auto")
+            conn.close()
+
+
+def _squeeze(memcg: Path, below_mib: int) -> int:
+    """Lower the host's limit to just under its usage; return the old limit."""
+    limit = memcg / "memory.limit_in_bytes"
+    old = int(limit.read_text())
+    usage = int((memcg / "memory.usage_in_bytes").read_text())
+    limit.write_text(str(usage - (below_mib << 20)))
+    return old
+
+
+def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed):
+    rec, memcg, tmp = managed
+    d = Daemon(tmp, str(memcg))
+    try:
+        old = _squeeze(memcg, 64)
+        try:
+            cmd = _wait_for("a command caused by host pressure", lambda: next(
+                (r for r in _timeline(d.timeline) if r["kind"] == "command"
+                 and "host pressure" in r["cause"]), None), 30)
+        finally:
+            (memcg / "memory.limit_in_bytes").write_text(str(old))
+        assert cmd["target_mib"] < 768
+        _wait_for("the balloon to reach the target", lambda: (
+            d.show()["vms"][NAME]["actual_mib"] or 0) <= cmd["target_mib"] + 4, 30)
+        # Restart: the daemon resumes from the domain's metadata, no jump in the target.
+        # (Automation off first, so no give-back slips in between reading and stopping.)
+        assert request(d.sock, {"cmd": "disable", "vm": None})["ok"]
+        _wait_for("automation to be off", lambda: not d.show()["enabled"], 10)
+        before = d.show()["vms"][NAME]
+        taken, target_before = before["auto_inflated_mib"], before["target_mib"]
+        assert taken > 0
+        d.stop()
+        d = Daemon(tmp, str(memcg))
+        state = d.show()["vms"][NAME]
+        assert state["auto_inflated_mib"] == taken
+        assert abs(state["target_mib"] - target_before) <= 4
+
+        # Guest pressure gives memory back, never more than automation took.
+        hog = msgvq.mem_available_mib(rec) + 96
+        vm.ssh_exec(rec, f"{msgvq.hog_command(hog)} >/dev/null; rm -f {msgvq.HOG}",
+                    timeout_s=120)
+        back = _wait_for("a command caused by guest pressure", lambda: next(
+            (r for r in _timeline(d.timeline) if r["kind"] == "command"
+             and "guest pressure" in r["cause"]), None), 30)
+        assert target_before < back["target_mib"] <= 768
+
+        # Disabled VMs get no commands.
+        assert request(d.sock, {"cmd": "disable", "vm": NAME})["ok"]
+        _wait_for("the VM to be disabled", lambda: not d.show()["vms"][NAME]["enabled"], 10)
+        n = sum(r["kind"] == "command" for r in _timeline(d.timeline))
+        old = _squeeze(memcg, 64)
+        try:
+            time.sleep(5)  # a window in which an enabled VM would have been inflated
+        finally:
+            (memcg / "memory.limit_in_bytes").write_text(str(old))
+        assert sum(r["kind"] == "command" for r in _timeline(d.timeline)) == n
+
+        reactions = [r["reaction_s"] for r in _timeline(d.timeline) if r["kind"] == "command"]
+        print(f"reaction times over {len(reactions)} commands: median "
+              f"{statistics.median(reactions) * 1000:.1f} ms, max {max(reactions) * 1000:.1f} ms")
+        assert max(reactions) < 0.5
+        assert request(d.sock, {"cmd": "policy", "name": "nope"})["ok"] is False
+    finally:
+        d.stop()
+    assert d.proc.returncode == 0
+    assert not os.path.exists(d.sock)

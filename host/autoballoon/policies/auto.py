@@ -23,7 +23,13 @@ import math
 from dataclasses import dataclass, field
 
 from autoballoon.model import GUEST_LEVELS, ModelView, VmView, host_level_rank
-from autoballoon.policies.base import Policy, TargetChange, automated, in_hysteresis
+from autoballoon.policies.base import (
+    Policy,
+    TargetChange,
+    automated,
+    automated_vm,
+    in_hysteresis,
+)
 
 
 @dataclass(frozen=True)
@@ -158,14 +164,14 @@ class AutoPolicy(Policy):
     def on_guest_pressure(
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
-        state = view.vms.get(vm)
-        if state is None or not state.automated or not view.enabled:
+        state = automated_vm(view, vm)
+        if state is None:
             return []
         return self.release(state, level, f"guest pressure {level}")
 
     def on_stats(self, view: ModelView, vm: str, now: float) -> list[TargetChange]:
-        state = view.vms.get(vm)
-        if state is None or not state.automated or not view.enabled:
+        state = automated_vm(view, vm)
+        if state is None:
             return []
         p = self.params
         swap_in = state.stats.get("swap_in")

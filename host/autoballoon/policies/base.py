@@ -59,10 +59,18 @@ def automated(view: ModelView) -> list[VmView]:
     return [vm for vm in view.vms.values() if vm.automated]
 
 
+def automated_vm(view: ModelView, name: str) -> VmView | None:
+    """VM ``name`` if automation may act on it now, else None."""
+    state = view.vms.get(name)
+    if state is None or not state.automated or not view.enabled:
+        return None
+    return state
+
+
 def in_hysteresis(vm: VmView, now: float, hysteresis_s: float) -> bool:
     """Whether ``vm`` reported guest pressure less than ``hysteresis_s`` ago."""
     t = vm.last_guest_pressure_t
     return t is not None and now - t < hysteresis_s
 
 
-__all__ = ["Policy", "TargetChange", "automated", "in_hysteresis"]
+__all__ = ["Policy", "TargetChange", "automated", "automated_vm", "in_hysteresis"]

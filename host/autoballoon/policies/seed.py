@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoballoon.model import ModelView, host_level_rank
-from autoballoon.policies.base import Policy, TargetChange, automated, in_hysteresis
+from autoballoon.policies.base import (
+    Policy,
+    TargetChange,
+    automated,
+    automated_vm,
+    in_hysteresis,
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,8 @@ class SeedPolicy(Policy):
     def on_guest_pressure(
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
-        state = view.vms.get(vm)
-        if state is None or not state.automated or not view.enabled:
+        state = automated_vm(view, vm)
+        if state is None:
             return []
         if state.actual_mib > state.target_mib:
             return [TargetChange(vm, state.actual_mib, f"guest pressure {level}: cancel inflation")]

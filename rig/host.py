@@ -170,6 +170,22 @@ def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | 
     return rec
 
 
+def restart_libvirtd(layout: Layout) -> daemons.Daemon:
+    """Stop and start the libvirtd this host started (for tests of clients that must
+    survive it); the record then names the new process, so `host down` stops that one."""
+    rec = HostRecord.load(layout.host_record)
+    if rec is None:
+        raise RigError("no host is up")
+    for i, d in enumerate(rec.daemons):
+        if d["name"] == "libvirtd":
+            daemons.stop(daemons.Daemon("libvirtd", int(d["pid"]), int(d["start_ticks"])))
+            new = daemons.start("libvirtd")
+            rec.daemons[i] = asdict(new)
+            rec.save(layout.host_record)
+            return new
+    raise RigError("this host did not start libvirtd, so it will not restart someone else's")
+
+
 def down(layout: Layout, progress: Progress) -> bool:
     """Revert what the record says; False if no host was up."""
     path = layout.host_record

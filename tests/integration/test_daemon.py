@@ -164,3 +164,53 @@ def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed
         d.stop()
     assert d.proc.returncode == 0
     assert not os.path.exists(d.sock)
+
+
+TWO = SCENARIO + """
+[[vm]]
+name = "other"
+memory_mib = 512
+guest_swap_mib = 128
+"""
+
+
+def test_daemon_survives_libvirtd_restart_and_a_vm_destroyed(layout, stack, tmp_path: Path):
+    sc = scenario.parse(TWO, "daemon-two")
+    with host.session(layout, sc.host, Progress()) as host_rec:
+        conn = vm.connect()
+        d = None
+        try:
+            for spec in sc.vms:
+                vm.up(conn, layout, sc, spec, host_rec, stack.image, stack.qemu.binary)
+            d = Daemon(tmp_path, host_rec.memory_cgroup)
+            _wait_for("both VMs managed", lambda: len(d.show()["vms"]) == 2, 30)
+            conn.close()
+
+            host.restart_libvirtd(layout)  # the VMs keep running; the daemon reconnects
+            def states() -> list[str]:
+                return [r["state"] for r in _timeline(d.timeline) if r["kind"] == "libvirt"]
+
+            _wait_for("the daemon to reconnect", lambda: states().count("connected") >= 2, 60)
+            assert "disconnected" in states()
+            assert d.proc.poll() is None
+            assert set(d.show()["vms"]) == {NAME, domain_name("other")}
+
+            conn = vm.connect()
+            vm.down(conn, layout, "other")
+            _wait_for("the destroyed VM to be dropped",
+                      lambda: set(d.show()["vms"]) == {NAME}, 30)
+            assert d.proc.poll() is None
+            # ... and the rest is still managed: host pressure still inflates it.
+            old = _squeeze(Path(host_rec.memory_cgroup), 64)
+            try:
+                _wait_for("a command after all that", lambda: any(
+                    r["kind"] == "command" and r["vm"] == NAME and "host pressure" in r["cause"]
+                    for r in _timeline(d.timeline)), 30)
+            finally:
+                (Path(host_rec.memory_cgroup) / "memory.limit_in_bytes").write_text(str(old))
+        finally:
+            if d is not None:
+                d.stop()
+            for spec in sc.vms:
+                vm.down(conn, layout, spec.name)
+            conn.close()

@@ -223,7 +223,7 @@ class Daemon:
         live = {u.vm for u in ups}
         for name in list(self.model.vms):
             if name not in live:
-                self._handle(la.DomainDown(self.clock(), name))
+                self._handle(m.VmRemoved(self.clock(), name))
         self.timeline.write("libvirt", state="connected", domains=sorted(live))
 
     def _poll_stats(self, now: float) -> None:
@@ -241,12 +241,12 @@ class Daemon:
             taken = self.adapter.load_auto_inflated(item.vm, STATE_NS)
             self.last_target[item.vm] = item.current_mib
             return [m.VmAdded(item.t, m.VmInfo(item.vm, item.max_mib), item.current_mib, taken)]
-        if isinstance(item, la.DomainDown):
+        if isinstance(item, m.VmRemoved):
             self.last_target.pop(item.vm, None)
             self.last_actual.pop(item.vm, None)
-            return [m.VmRemoved(item.t, item.vm)]
-        if isinstance(item, la.BalloonActual):
-            out: list[object] = [m.BalloonActual(item.t, item.vm, item.actual_mib)]
+            return [item]
+        if isinstance(item, m.BalloonActual):
+            out: list[object] = [item]
             ours = self.last_target.get(item.vm)
             before = self.last_actual.get(item.vm)
             self.last_actual[item.vm] = item.actual_mib
@@ -259,8 +259,6 @@ class Daemon:
                 out.append(m.ManualTarget(item.t, item.vm, item.actual_mib))
                 self.last_target[item.vm] = item.actual_mib
             return out
-        if isinstance(item, la.GuestMessage):
-            return [m.GuestPressure(item.t, item.vm, item.level, item.messages)]
         if isinstance(item, la.Disconnected):
             self.timeline.write("libvirt", state="disconnected", reason=item.reason)
             self._connect()

@@ -1,7 +1,8 @@
 """The libvirt side of the daemon: which VMs to manage, what they say, and setMemory.
 
-A thin adapter: it turns libvirt callbacks into plain event records handed to a sink
-(the daemon queues them for the model) and applies balloon targets. It knows nothing of
+A thin adapter (a collector and a controller, in MOM's terms): it turns libvirt callbacks
+into the model's input events, handed to a sink (the daemon queues them), and applies
+balloon targets. It knows nothing of
 policy. Works with any libvirt URI (qemu:///system, qemu+ssh://host/system): one daemon
 per host, each with its own connection.
 
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 import libvirt
 import libvirt_qemu
 
+from autoballoon.model import BalloonActual, GuestPressure, VmRemoved
+
 PRESSURE_EVENT = "BALLOON_GUEST_PRESSURE"
 GUEST_LEVELS = ("low", "medium", "critical")
 
@@ -36,33 +39,13 @@ class DomainUp:
 
 
 @dataclass(frozen=True)
-class DomainDown:
-    t: float
-    vm: str
-
-
-@dataclass(frozen=True)
-class BalloonActual:
-    t: float
-    vm: str
-    actual_mib: int
-
-
-@dataclass(frozen=True)
-class GuestMessage:
-    t: float
-    vm: str
-    level: str
-    messages: int
-
-
-@dataclass(frozen=True)
 class Disconnected:
     t: float
     reason: str
 
 
-AdapterEvent = DomainUp | DomainDown | BalloonActual | GuestMessage | Disconnected
+# Balloon changes, guest messages and domains going away are model inputs as they are.
+AdapterEvent = DomainUp | Disconnected | VmRemoved | BalloonActual | GuestPressure
 
 
 @dataclass(frozen=True)
@@ -78,7 +61,7 @@ class Selector:
         return self.metadata_ns is None or has_metadata(self.metadata_ns)
 
 
-def parse_guest_message(vm: str, t: float, details: str | None) -> GuestMessage | None:
+def parse_guest_message(vm: str, t: float, details: str | None) -> GuestPressure | None:
     """Validate a relayed guest message; None if malformed (the guest is untrusted)."""
     try:
         data = json.loads(details or "{}")
@@ -90,7 +73,7 @@ def parse_guest_message(vm: str, t: float, details: str | None) -> GuestMessage 
     messages = data.get("messages", 1)
     if level not in GUEST_LEVELS or not isinstance(messages, int) or messages < 1:
         return None
-    return GuestMessage(t, vm, level, min(messages, 1 << 20))
+    return GuestPressure(t, vm, level, min(messages, 1 << 20))
 
 
 class _EventLoop:
@@ -238,7 +221,7 @@ class LibvirtAdapter:
             name = dom.name()
             if name in self._managed:
                 self._managed.discard(name)
-                self.sink(DomainDown(self.clock(), name))
+                self.sink(VmRemoved(self.clock(), name))
 
     def _on_balloon(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, actual_kib: int,
                     _opaque: object) -> None:

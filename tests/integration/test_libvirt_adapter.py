@@ -6,14 +6,8 @@ import queue
 import time
 
 import pytest
-from autoballoon.libvirt_adapter import (
-    BalloonActual,
-    DomainDown,
-    DomainUp,
-    GuestMessage,
-    LibvirtAdapter,
-    Selector,
-)
+from autoballoon.libvirt_adapter import DomainUp, LibvirtAdapter, Selector
+from autoballoon.model import BalloonActual, GuestPressure, VmRemoved
 
 from rig import host, msgvq, scenario, vm
 from rig.domain_xml import RIG_NS, domain_name
@@ -73,11 +67,11 @@ def test_adapter_discovers_sets_targets_and_relays_guest_messages(layout, stack)
                 hog = msgvq.mem_available_mib(rec) + 96
                 vm.ssh_exec(rec, f"{msgvq.hog_command(hog)} >/dev/null; rm -f {msgvq.HOG}",
                             timeout_s=120)
-                msg = _wait(events, GuestMessage, name, 15)
+                msg = _wait(events, GuestPressure, name, 15)
                 assert msg.level in ("low", "medium", "critical") and msg.messages >= 1
 
                 vm.down(conn, layout, "managed")
-                _wait(events, DomainDown, name, 15)
+                _wait(events, VmRemoved, name, 15)
             finally:
                 adapter.close()
         finally:

@@ -1,5 +1,6 @@
 import pytest
-from autoballoon.libvirt_adapter import GuestMessage, Selector, parse_guest_message
+from autoballoon.libvirt_adapter import Selector, parse_guest_message
+from autoballoon.model import GuestPressure
 
 
 def test_selector():
@@ -14,7 +15,7 @@ def test_selector():
 def test_guest_message_valid():
     d = '{"qom-path": "/machine/peripheral/balloon0/virtio-backend", "level": "medium",' \
         ' "seq": 4, "events": 6, "messages": 3}'
-    assert parse_guest_message("vm", 1.0, d) == GuestMessage(1.0, "vm", "medium", 3)
+    assert parse_guest_message("vm", 1.0, d) == GuestPressure(1.0, "vm", "medium", 3)
 
 
 @pytest.mark.parametrize("details", [

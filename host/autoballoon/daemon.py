@@ -115,7 +115,9 @@ class Timeline:
 
 
 def _event_fields(ev: object) -> dict[str, Any]:
-    d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}  # type: ignore[arg-type]
+    if not dataclasses.is_dataclass(ev) or isinstance(ev, type):
+        return {"event": type(ev).__name__}
+    d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}
     d.pop("policy", None)
     if "vm" in d and isinstance(d["vm"], m.VmInfo):
         d["vm"] = dataclasses.asdict(d["vm"])

@@ -7,9 +7,12 @@ own `Types: deb` entries.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,17 @@ PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+
+# What apt-cache's answers are a function of.
+APT_STATE_PATHS: tuple[Path, ...] = (
+    Path("/var/lib/apt/lists"),
+    Path("/var/lib/dpkg/status"),
+    Path("/etc/apt/sources.list"),
+    Path("/etc/apt/sources.list.d"),
+    Path("/etc/apt/preferences"),
+    Path("/etc/apt/preferences.d"),
+    Path("/etc/apt/apt.conf.d"),
+)
 OUR_DEB_SRC = Path("/etc/apt/sources.list.d/autoballoon-deb-src.sources")
 
 
@@ -89,6 +103,40 @@ def has_deb_src(text: str) -> bool:
 
 
 # ---- adapters -------------------------------------------------------------------------
+
+def apt_fingerprint(paths: tuple[Path, ...] = APT_STATE_PATHS) -> str:
+    """Names, sizes and mtimes of apt's inputs: cheap, and changes whenever apt's view can."""
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def apt_memo(path: Path, key: Mapping[str, str],
+             compute: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """compute() once per apt/dpkg state and `key`: apt-cache takes ~1 s a call here, and a
+    warm bootstrap must stay under 10 s."""
+    try:
+        saved = json.loads(path.read_text())
+        if saved["fingerprint"] == apt_fingerprint() and saved["key"] == dict(key):
+            return dict(saved["value"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    # compute() may install packages or update the lists: fingerprint the state it leaves.
+    tmp.write_text(json.dumps({"fingerprint": apt_fingerprint(), "key": dict(key),
+                               "value": value}, indent=1) + "\n")
+    tmp.replace(path)
+    return value
+
 
 def _apt_env() -> dict[str, str]:
     return {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

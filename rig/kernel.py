@@ -24,7 +24,6 @@ asked again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import lzma
 import os
@@ -49,17 +48,6 @@ SOURCE_TARBALL = Path(f"/usr/src/{SOURCE_PACKAGE}.tar.xz")
 HEADERS_ROOT = Path("/usr/src")
 ARCH = "amd64"
 MANIFEST = "manifest.json"
-
-# What apt-cache's answers are a function of (see the module docstring).
-APT_STATE_PATHS: tuple[Path, ...] = (
-    Path("/var/lib/apt/lists"),
-    Path("/var/lib/dpkg/status"),
-    Path("/etc/apt/sources.list"),
-    Path("/etc/apt/sources.list.d"),
-    Path("/etc/apt/preferences"),
-    Path("/etc/apt/preferences.d"),
-    Path("/etc/apt/apt.conf.d"),
-)
 
 _IMAGE_RE = re.compile(r"^linux-image-(\d+\.\d+\.\d+-\d+-amd64)$")
 
@@ -185,20 +173,6 @@ def has_pvh_entry(elf: bytes) -> bool:
     return any(n == "Xen" and t == _XEN_ELFNOTE_PHYS32_ENTRY for n, t, _ in elf_notes(elf))
 
 
-def apt_fingerprint(paths: tuple[Path, ...] = APT_STATE_PATHS) -> str:
-    """Names, sizes and mtimes of apt's inputs: cheap, and changes whenever apt's view can."""
-    h = hashlib.sha256()
-    for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for f in files:
-            try:
-                st = f.stat()
-            except FileNotFoundError:
-                continue
-            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 # ---- adapters -------------------------------------------------------------------------
 
 def installed_versions(packages: list[str]) -> dict[str, str]:
@@ -235,23 +209,13 @@ def _ensure_build_inputs(res: Resolution, log: Path, progress: Progress) -> None
 
 
 def _resolve(layout: Layout, log: Path, progress: Progress) -> Resolution:
-    memo = layout.cache / "kernel" / "resolution.json"
-    fingerprint = apt_fingerprint()
-    try:
-        saved = json.loads(memo.read_text())
-        if saved["fingerprint"] == fingerprint:
-            return Resolution(abi=saved["abi"], version=saved["version"])
-    except (OSError, ValueError, KeyError):
-        pass
-    res = _resolve_with_apt()
-    _ensure_build_inputs(res, log, progress)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".tmp{os.getpid()}")
-    # Installing packages changed dpkg's status: fingerprint the state we leave behind.
-    tmp.write_text(json.dumps({"fingerprint": apt_fingerprint(), "abi": res.abi,
-                               "version": res.version}, indent=1) + "\n")
-    tmp.replace(memo)
-    return res
+    def compute() -> dict[str, str]:
+        res = _resolve_with_apt()
+        _ensure_build_inputs(res, log, progress)
+        return {"abi": res.abi, "version": res.version}
+
+    found = debian.apt_memo(layout.cache / "kernel" / "resolution.json", {}, compute)
+    return Resolution(abi=found["abi"], version=found["version"])
 
 
 def _load(final: Path, res: Resolution) -> GuestKernel | None:

@@ -41,7 +41,6 @@ from pathlib import Path
 from rig import debian
 from rig.cachekey import cache_key, digest_file, staging
 from rig.errors import RigError
-from rig.kernel import apt_fingerprint
 from rig.layout import Layout
 from rig.patchseries import apply_series, list_patches, patches_digest
 from rig.proc import run
@@ -355,25 +354,15 @@ def available_source_versions(layout: Layout) -> list[str]:
 
 def resolve_source_version(layout: Layout) -> str:
     """The newest 1:7.2+dfsg-* source version, remembered while apt's state is unchanged."""
+    def compute() -> dict[str, str]:
+        versions = available_source_versions(layout)
+        chosen = pick_source_version(versions)
+        if chosen is None:
+            raise RigError(no_version_message(versions))
+        return {"version": chosen}
+
     memo = layout.cache / "qemu" / "source-version.json"
-    fingerprint = apt_fingerprint()
-    try:
-        saved = json.loads(memo.read_text())
-        if saved["fingerprint"] == fingerprint and saved["prefix"] == SOURCE_VERSION_PREFIX:
-            return str(saved["version"])
-    except (OSError, ValueError, KeyError):
-        pass
-    versions = available_source_versions(layout)
-    chosen = pick_source_version(versions)
-    if chosen is None:
-        raise RigError(no_version_message(versions))
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".tmp{os.getpid()}")
-    # ensure_deb_src may have updated apt's lists: fingerprint the state we leave behind.
-    tmp.write_text(json.dumps({"fingerprint": apt_fingerprint(), "prefix": SOURCE_VERSION_PREFIX,
-                               "version": chosen}, indent=1) + "\n")
-    tmp.replace(memo)
-    return chosen
+    return debian.apt_memo(memo, {"prefix": SOURCE_VERSION_PREFIX}, compute)["version"]
 
 
 def _load(final: Path, key: str) -> QemuBuild | None:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from rig.debian import apt_fingerprint
 from rig.errors import RigError
 from rig.kernel import (
     abi_from_depends,
-    apt_fingerprint,
     deb_filename,
     elf_notes,
     extract_vmlinux,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import patchseries
+from rig import debian, patchseries
 from rig import qemu_build as qb
 from rig.errors import RigError
 from rig.layout import Layout
@@ -313,7 +313,7 @@ def test_ensure_qemu_builds_without_a_manifest(tmp_path: Path, monkeypatch):
 
 def test_resolve_source_version_without_candidates(tmp_path: Path, monkeypatch):
     layout = _layout(tmp_path)
-    monkeypatch.setattr(qb, "apt_fingerprint", lambda: "fp")
+    monkeypatch.setattr(debian, "apt_fingerprint", lambda: "fp")
     monkeypatch.setattr(qb, "available_source_versions", lambda _layout: ["1:10.0-1"])
     with pytest.raises(RigError, match="apt-get update"):
         qb.resolve_source_version(layout)
@@ -323,7 +323,7 @@ def test_resolve_source_version_is_remembered_per_apt_state(tmp_path: Path, monk
     layout = _layout(tmp_path)
     asked = []
     state = {"fp": "a"}
-    monkeypatch.setattr(qb, "apt_fingerprint", lambda: state["fp"])
+    monkeypatch.setattr(debian, "apt_fingerprint", lambda: state["fp"])
 
     def versions(_layout):
         asked.append(1)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from autoballoon.control import request
+from autoballoon.daemon import ConfigError, parse_assignments
 
 DEFAULT_SOCKET = Path("/run/autoballoon/autoballoond.sock")
 
@@ -23,12 +24,19 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("vm", nargs="?")
     pol = sub.add_parser("policy", help="switch the policy at runtime")
     pol.add_argument("name")
+    pol.add_argument("params", nargs="*", metavar="NAME=VALUE",
+                     help="parameter overrides (TOML values), e.g. step_mib=64")
     args = p.parse_args(argv)
     req: dict[str, object] = {"cmd": args.cmd}
     if args.cmd in ("enable", "disable"):
         req["vm"] = args.vm
     if args.cmd == "policy":
         req["name"] = args.name
+        try:
+            req["params"] = parse_assignments(args.params)
+        except ConfigError as e:
+            print(f"autoballoonctl: {e}", file=sys.stderr)
+            return 2
     try:
         reply = request(args.socket, req)
     except OSError as e:

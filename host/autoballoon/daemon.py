@@ -32,7 +32,7 @@ import libvirt
 from autoballoon import libvirt_adapter as la
 from autoballoon import model as m
 from autoballoon.control import ControlServer
-from autoballoon.policies import POLICIES, make_policy
+from autoballoon.policies import POLICIES, PolicyParamError, make_policy, policy_params
 from autoballoon.pressure import PressureSource, PressureSourceError
 from autoballoon.pressure_config import PressureConfig, PressureConfigError
 
@@ -53,6 +53,8 @@ class DaemonConfig:
     metadata_ns: str | None = None  # manage only domains with this metadata element
     name_pattern: str | None = None  # ... or whose name matches this regex
     policy: str = "auto"
+    # Overrides of the policy's parameters (names and defaults in POLICIES.md).
+    policy_params: dict[str, Any] = field(default_factory=dict)
     pressure_kind: str | None = "vmpressure"  # None: no host pressure source
     pressure_path: str | None = None
     # vmpressure fires 100+ times a second under steady reclaim: one host event per
@@ -69,6 +71,10 @@ class DaemonConfig:
                               f"{', '.join(POLICIES)}")
         if not 0.05 <= self.tick_s <= 60 or not 0.5 <= self.stats_period_s <= 3600:
             raise ConfigError("tick_s must be in [0.05, 60] and stats_period_s in [0.5, 3600]")
+        try:
+            policy_params(self.policy, self.policy_params)
+        except PolicyParamError as e:
+            raise ConfigError(str(e)) from None
 
     def pressure_config(self) -> PressureConfig | None:
         if self.pressure_kind is None:
@@ -91,7 +97,13 @@ def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    overrides = dict(overrides)
+    cli_params = overrides.pop("policy_params", None) or {}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    params = data.get("policy_params", {})
+    if not isinstance(params, dict):
+        raise ConfigError("policy_params must be a table of parameter = value")
+    data["policy_params"] = {**params, **cli_params}
     if data.get("pressure_kind") == "none":
         data["pressure_kind"] = None
     cfg = DaemonConfig(**data)
@@ -135,7 +147,7 @@ class Daemon:
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.model = m.Model(make_policy(self.config.policy))
+        self.model = m.Model(make_policy(self.config.policy, self.config.policy_params))
         self.policy_name = self.config.policy
         self.adapter = la.LibvirtAdapter(
             self.config.uri,
@@ -322,12 +334,33 @@ class Daemon:
             return {"ok": True}
         if cmd == "policy":
             name = request.get("name")
+            params = request.get("params") or {}
             if name not in POLICIES:
                 return {"ok": False, "error": f"unknown policy {name!r}; known: "
                         f"{', '.join(POLICIES)}"}
-            self.put(m.SetPolicy(self.clock(), make_policy(str(name))))
+            if not isinstance(params, dict):
+                return {"ok": False, "error": "params must be an object of name: value"}
+            try:
+                policy = make_policy(str(name), params)
+            except PolicyParamError as e:
+                return {"ok": False, "error": str(e)}
+            self.put(m.SetPolicy(self.clock(), policy))
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """NAME=VALUE strings; VALUE is a TOML value (32, 0.5, "low", [1, 2]) or a bare word."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"policy parameter {item!r} is not NAME=VALUE")
+        try:
+            out[name.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name.strip()] = raw
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -340,6 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pressure", dest="pressure_kind",
                    choices=("vmpressure", "psi-cgroup", "psi-host", "none"))
     p.add_argument("--pressure-path", dest="pressure_path")
+    p.add_argument("--pressure-min-interval", dest="pressure_min_interval_s", type=float,
+                   help="at most one host pressure event per this many seconds")
+    p.add_argument("--policy-param", dest="policy_params", action="append", default=[],
+                   metavar="NAME=VALUE", help="override a policy parameter (TOML value)")
     p.add_argument("--timeline", help="append a JSONL timeline here")
     p.add_argument("--control-socket", dest="control_socket")
     p.add_argument("--tick", dest="tick_s", type=float)
@@ -354,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                                '"msg": "%(message)s"}')
     config_path = args.pop("config")
     try:
+        args["policy_params"] = parse_assignments(args["policy_params"])
         text = config_path.read_text() if config_path else ""
         config = load_config(text, args)
         config.pressure_config()

@@ -37,3 +37,38 @@ def test_control_requests_never_raise():
     assert answer(echo, b'{"cmd": "show"}') == {"ok": True, "req": {"cmd": "show"}}
     assert answer(echo, b"garbage")["ok"] is False
     assert answer(echo, b"[1, 2]")["ok"] is False
+
+
+def test_policy_params_from_file_and_flags():
+    from autoballoon.daemon import parse_assignments
+
+    text = '[daemon]\npolicy = "seed"\npolicy_params = {step_mib = 64, hysteresis_s = 10}\n'
+    flags = parse_assignments(["hysteresis_s=0", "min_host_level=medium"])
+    cfg = load_config(text, {"policy_params": flags})
+    assert cfg.policy_params == {"step_mib": 64, "hysteresis_s": 0, "min_host_level": "medium"}
+    from autoballoon.policies import make_policy
+
+    policy = make_policy(cfg.policy, cfg.policy_params)
+    assert (policy.params.step_mib, policy.params.hysteresis_s) == (64, 0.0)
+    assert parse_assignments(["steps_mib=[8, 16, 32, 64]"]) == {"steps_mib": [8, 16, 32, 64]}
+    auto = make_policy("auto", {"steps_mib": [8, 16, 32, 64]})
+    assert auto.params.steps_mib == (8, 16, 32, 64)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"stepmib": 1}, "policy seed has no parameter 'stepmib'"),
+    ({"step_mib": "big"}, "step_mib must be an integer"),
+    ({"step_mib": True}, "step_mib must be an integer"),
+    ({"hysteresis_s": "x"}, "hysteresis_s must be a number"),
+])
+def test_bad_policy_params_are_one_clear_error(params, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config('[daemon]\npolicy = "seed"\n', {"policy_params": params})
+
+
+def test_assignment_syntax():
+    from autoballoon.daemon import parse_assignments
+
+    with pytest.raises(ConfigError, match="not NAME=VALUE"):
+        parse_assignments(["step_mib"])
+    assert parse_assignments(["level=low"]) == {"level": "low"}

@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("qemu-tests", help="build and run QEMU's own qtests for virtio-balloon "
                    "and QMP on the patched source")
 
+    rx = sub.add_parser("reaction", help="autoballoond's reaction time: pressure input to "
+                        "setMemory, median and p99 over many events on a real VM")
+    rx.add_argument("--rounds", type=int, default=50,
+                    help="rounds of one host pressure + one guest message (default: 50)")
+    rx.add_argument("--results", type=Path, default=Path("results"))
+
     sm = sub.add_parser("smoke", help="two VMs: SSH, console, balloon; then clean up")
     sm.add_argument("--scenario", default=DEFAULT_SCENARIO)
     sm.add_argument("--accel", choices=("kvm", "tcg"))
@@ -143,6 +149,21 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         print(f"qtests: {total} passed in {len(results)} programs"
               + (f"; FAILED: {', '.join(bad)}" if bad else ""))
         return 1 if bad else 0
+
+    if args.cmd == "reaction":
+        from rig.bootstrap import bootstrap
+        from rig.reaction import measure
+
+        require_root("rig reaction", os.geteuid())
+        if args.rounds < 1:
+            raise UsageError("--rounds must be at least 1")
+        stack = bootstrap(layout, progress)
+        out = args.results / "reaction" / time.strftime("%Y%m%dT%H%M%S")
+        result = measure(layout, stack, progress, args.rounds, out)
+        print(progress.summary(), file=sys.stderr)
+        print(result.table())
+        print(f"timeline and reaction.json in {out}")
+        return 0
 
     if args.cmd == "smoke":
         from rig.bootstrap import bootstrap

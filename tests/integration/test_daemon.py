@@ -3,12 +3,8 @@ the control socket steers it, a restart resumes from the domain's metadata."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +13,9 @@ import pytest
 from autoballoon.control import request
 
 from rig import host, msgvq, scenario, vm
-from rig.domain_xml import RIG_NS, domain_name
+from rig.daemon_proc import DaemonProcess, read_timeline, wait_for
+from rig.domain_xml import domain_name
+from rig.errors import RigError
 from rig.progress import Progress
 
 pytestmark = pytest.mark.vm
@@ -37,51 +35,19 @@ NAME = domain_name("auto")
 
 
 def _timeline(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_timeline(path)
 
 
 def _wait_for(what: str, check: Callable[[], object], timeout_s: float) -> object:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+    try:
+        return wait_for(what, check, timeout_s, poll_s=0.2)
+    except RigError as e:
+        pytest.fail(str(e))
 
 
-class Daemon:
-    def __init__(self, tmp: Path, memcg: str) -> None:
-        self.sock = tmp / "abd.sock"
-        self.timeline = tmp / "timeline.jsonl"
-        self.log = (tmp / "daemon.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autoballoon.daemon", "--metadata-ns", RIG_NS,
-             "--pressure", "vmpressure", "--pressure-path", memcg,
-             "--timeline", str(self.timeline), "--control-socket", str(self.sock)],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_for("the daemon to manage the VM", lambda: self._managed(), 30)
-
-    def _managed(self) -> bool:
-        try:
-            return NAME in self.show()["vms"]
-        except OSError:
-            return False
-
-    def show(self) -> dict:
-        return request(self.sock, {"cmd": "show"})
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def start_daemon(tmp: Path, memcg: str) -> DaemonProcess:
+    """The real daemon with its default policy, managing the rig's domains."""
+    return DaemonProcess(tmp, "auto", memcg).start(expect_vms=1)
 
 
 @pytest.fixture
@@ -110,7 +76,7 @@ def _squeeze(memcg: Path, below_mib: int) -> int:
 
 def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed):
     rec, memcg, tmp = managed
-    d = Daemon(tmp, str(memcg))
+    d = start_daemon(tmp, str(memcg))
     try:
         old = _squeeze(memcg, 64)
         try:
@@ -124,13 +90,13 @@ def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed
             d.show()["vms"][NAME]["actual_mib"] or 0) <= cmd["target_mib"] + 4, 30)
         # Restart: the daemon resumes from the domain's metadata, no jump in the target.
         # (Automation off first, so no give-back slips in between reading and stopping.)
-        assert request(d.sock, {"cmd": "disable", "vm": None})["ok"]
+        assert request(d.socket, {"cmd": "disable", "vm": None})["ok"]
         _wait_for("automation to be off", lambda: not d.show()["enabled"], 10)
         before = d.show()["vms"][NAME]
         taken, target_before = before["auto_inflated_mib"], before["target_mib"]
         assert taken > 0
         d.stop()
-        d = Daemon(tmp, str(memcg))
+        d = start_daemon(tmp, str(memcg))
         state = d.show()["vms"][NAME]
         assert state["auto_inflated_mib"] == taken
         assert abs(state["target_mib"] - target_before) <= 4
@@ -145,7 +111,7 @@ def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed
         assert target_before < back["target_mib"] <= 768
 
         # Disabled VMs get no commands.
-        assert request(d.sock, {"cmd": "disable", "vm": NAME})["ok"]
+        assert request(d.socket, {"cmd": "disable", "vm": NAME})["ok"]
         _wait_for("the VM to be disabled", lambda: not d.show()["vms"][NAME]["enabled"], 10)
         n = sum(r["kind"] == "command" for r in _timeline(d.timeline))
         old = _squeeze(memcg, 64)
@@ -159,11 +125,11 @@ def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed
         print(f"reaction times over {len(reactions)} commands: median "
               f"{statistics.median(reactions) * 1000:.1f} ms, max {max(reactions) * 1000:.1f} ms")
         assert max(reactions) < 0.5
-        assert request(d.sock, {"cmd": "policy", "name": "nope"})["ok"] is False
+        assert request(d.socket, {"cmd": "policy", "name": "nope"})["ok"] is False
     finally:
         d.stop()
-    assert d.proc.returncode == 0
-    assert not os.path.exists(d.sock)
+    assert d.proc is not None and d.proc.returncode == 0
+    assert not os.path.exists(d.socket)
 
 
 TWO = SCENARIO + """
@@ -182,7 +148,7 @@ def test_daemon_survives_libvirtd_restart_and_a_vm_destroyed(layout, stack, tmp_
         try:
             for spec in sc.vms:
                 vm.up(conn, layout, sc, spec, host_rec, stack.image, stack.qemu.binary)
-            d = Daemon(tmp_path, host_rec.memory_cgroup)
+            d = start_daemon(tmp_path, host_rec.memory_cgroup)
             _wait_for("both VMs managed", lambda: len(d.show()["vms"]) == 2, 30)
             conn.close()
 

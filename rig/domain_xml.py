@@ -45,6 +45,9 @@ class DomainConfig:
     balloon_stats_period_s: int = 2
     machine: str = "q35"
     message_vq: bool = False  # our QEMU series' virtio-balloon property
+    # virtio-balloon free page reporting (QEMU's free-page-reporting, libvirt >= 6.9):
+    # the guest hands freed pages back to the host by itself.
+    free_page_reporting: bool = False
     extra_qemu_args: tuple[str, ...] = field(default=())
 
 
@@ -95,7 +98,8 @@ def render(c: DomainConfig) -> str:
     _sub(serial, "target", port="0")
     console = _sub(dev, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
-    balloon = _sub(dev, "memballoon", model="virtio")
+    balloon = _sub(dev, "memballoon", model="virtio",
+                   **({"freePageReporting": "on"} if c.free_page_reporting else {}))
     _sub(balloon, "stats", period=str(c.balloon_stats_period_s))
 
     cmd = _sub(dom, f"{{{QEMU_NS}}}commandline")

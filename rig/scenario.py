@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,52 @@ class VmSpec:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """One VM's part of the workload: wait ``start_s`` after the common start, then run
+    the workload once per entry of ``chunks`` (each run allocates that many chunks,
+    works for ``Workload.step_s`` and exits, freeing everything)."""
+
+    vm: str
+    start_s: float
+    chunks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The ebizzy-compatible workload every VM runs (ebizzy's -s, -S, -t)."""
+
+    chunk_bytes: int
+    step_s: int
+    threads: int
+    schedules: tuple[Schedule, ...]
+
+    def schedule(self, vm: str) -> Schedule | None:
+        return next((s for s in self.schedules if s.vm == vm), None)
+
+    def duration_s(self) -> float:
+        """How long the longest schedule runs (without process start-up)."""
+        return max(s.start_s + len(s.chunks) * self.step_s for s in self.schedules)
+
+
+MODES = ("vanilla", "auto-seed", "auto", "free-page-reporting", "stats-polling")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """How a benchmark runs this scenario by default."""
+
+    runs: int = 3
+    modes: tuple[str, ...] = ("vanilla", "auto")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
     host: HostSpec
     vms: tuple[VmSpec, ...]
+    workload: Workload | None = None
+    bench: Bench = field(default_factory=Bench)
 
     def vm(self, name: str) -> VmSpec:
         for v in self.vms:
@@ -60,7 +101,10 @@ class Scenario:
         raise UsageError(f"scenario {self.name} has no VM {name!r} (it has: {known})")
 
 
-_TOP_KEYS = {"host", "vm"}
+_TOP_KEYS = {"host", "vm", "workload", "bench"}
+_WORKLOAD_KEYS = {"chunk_bytes", "step_s", "threads", "schedule"}
+_SCHEDULE_KEYS = {"vm", "start_s", "chunks"}
+_BENCH_KEYS = {"runs", "modes"}
 _HOST_KEYS = {"ram_mib", "swap_mib", "overcommit"}
 _VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver"}
 
@@ -146,9 +190,82 @@ def parse(text: str, name: str) -> Scenario:
             message_vq=message_vq,
             guest_driver=driver,
         ))
-    scenario = Scenario(name, description, host, tuple(vms))
+    workload = _workload(where, data.get("workload"), vms)
+    scenario = Scenario(name, description, host, tuple(vms), workload,
+                        _bench(where, data.get("bench", {})))
     check_fits(scenario)
     return scenario
+
+
+def _table(where: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{where} must be a table")
+    return value
+
+
+def _workload(where: str, value: object, vms: list[VmSpec]) -> Workload | None:
+    if value is None:
+        return None
+    ww = f"{where} [workload]"
+    t = _table(ww, value)
+    _reject_unknown(ww, t, _WORKLOAD_KEYS)
+    raw = t.get("schedule", [])
+    if not isinstance(raw, list) or not raw:
+        raise UsageError(f"{ww}: needs at least one [[workload.schedule]] entry")
+    names = [v.name for v in vms]
+    schedules: list[Schedule] = []
+    for i, entry in enumerate(raw):
+        sw = f"{ww} [[schedule]] #{i + 1}"
+        e = _table(sw, entry)
+        _reject_unknown(sw, e, _SCHEDULE_KEYS)
+        vm = e.get("vm")
+        if vm not in names:
+            raise UsageError(f"{sw}: vm must name a [[vm]] of the scenario "
+                             f"({', '.join(names)}), got {vm!r}")
+        if any(s.vm == vm for s in schedules):
+            raise UsageError(f"{sw}: a second schedule for {vm}")
+        start = e.get("start_s", 0)
+        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start <= 86400:
+            raise UsageError(f"{sw}: start_s must be a number of seconds in [0, 86400]")
+        chunks = e.get("chunks")
+        if (not isinstance(chunks, list) or not chunks
+                or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1 << 20
+                           for c in chunks)):
+            raise UsageError(f"{sw}: chunks must be a non-empty list of chunk counts "
+                             "(integers >= 1), one per workload run")
+        schedules.append(Schedule(vm, float(start), tuple(chunks)))
+    workload = Workload(
+        chunk_bytes=_int(ww, t, "chunk_bytes", 1 << 20, 4096, 1 << 30),
+        step_s=_int(ww, t, "step_s", 60, 1, 86400),
+        threads=_int(ww, t, "threads", 1, 1, 256),
+        schedules=tuple(schedules),
+    )
+    for s in schedules:
+        spec = next(v for v in vms if v.name == s.vm)
+        biggest = max(s.chunks) * workload.chunk_bytes >> 20
+        if biggest >= spec.memory_mib + spec.guest_swap_mib:
+            raise UsageError(f"{ww}: {s.vm} would need {biggest} MiB for {max(s.chunks)} "
+                             f"chunks but has {spec.memory_mib} MiB RAM + "
+                             f"{spec.guest_swap_mib} MiB swap")
+    return workload
+
+
+def _bench(where: str, value: object) -> Bench:
+    bw = f"{where} [bench]"
+    t = _table(bw, value)
+    _reject_unknown(bw, t, _BENCH_KEYS)
+    modes = t.get("modes", list(Bench.modes))
+    if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
+        raise UsageError(f"{bw}: modes must be a non-empty list of {', '.join(MODES)}")
+    if len(set(modes)) != len(modes):
+        raise UsageError(f"{bw}: modes lists a mode twice")
+    return Bench(runs=_int(bw, t, "runs", Bench.runs, 1, 100), modes=tuple(modes))
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    return mode
 
 
 def check_fits(s: Scenario) -> None:

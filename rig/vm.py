@@ -109,6 +109,7 @@ def up(
     *,
     autodestroy: bool = False,
     extra_qemu_args: tuple[str, ...] = (),
+    free_page_reporting: bool = False,
 ) -> VmRecord:
     """Create the VM's disk and start its transient domain inside the host partition."""
     name = domain_xml.domain_name(spec.name)
@@ -147,6 +148,7 @@ def up(
         partition=host.partition,
         message_vq=spec.message_vq,
         extra_qemu_args=extra_qemu_args,
+        free_page_reporting=free_page_reporting,
     )
     xml = domain_xml.render(cfg)
     (vdir / "domain.xml").write_text(xml)

@@ -87,3 +87,9 @@ def test_message_vq_property():
     on = [a.get("value") for a in parsed(replace(BASE, message_vq=True)).iter(f"{{{QEMU_NS}}}arg")]
     i = on.index("virtio-balloon-pci.message-vq=on")
     assert on[i - 1] == "-global"
+
+
+def test_free_page_reporting_is_a_memballoon_attribute():
+    assert parsed().find("devices/memballoon").get("freePageReporting") is None
+    fpr = parsed(replace(BASE, free_page_reporting=True)).find("devices/memballoon")
+    assert fpr.get("freePageReporting") == "on"

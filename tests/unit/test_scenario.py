@@ -89,3 +89,61 @@ def test_load_by_name_and_path(tmp_path: Path):
     assert load(str(tmp_path / "mine.toml"), Path("/nonexistent")).name == "mine"
     with pytest.raises(UsageError, match="no scenario 'nope'.*mine"):
         load("nope", tmp_path)
+
+
+WORKLOAD = GOOD + """
+[workload]
+chunk_bytes = 1048576
+step_s = 10
+
+[[workload.schedule]]
+vm = "vm-a"
+chunks = [512, 112]
+
+[[workload.schedule]]
+vm = "vm-b"
+start_s = 10
+chunks = [112, 512]
+
+[bench]
+runs = 2
+modes = ["vanilla", "free-page-reporting"]
+"""
+
+
+def test_workload_and_bench():
+    s = parse(WORKLOAD, "t")
+    w = s.workload
+    assert w is not None and (w.chunk_bytes, w.step_s, w.threads) == (1 << 20, 10, 1)
+    assert w.schedule("vm-b").start_s == 10.0 and w.schedule("vm-b").chunks == (112, 512)
+    assert w.schedule("vm-a").start_s == 0.0
+    assert w.duration_s() == 30.0
+    assert s.bench.runs == 2 and s.bench.modes == ("vanilla", "free-page-reporting")
+    assert parse(GOOD, "t").workload is None
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('vm = "vm-b"', 'vm = "vm-c"', "vm must name a"),
+    ('vm = "vm-b"', 'vm = "vm-a"', "a second schedule for vm-a"),
+    ("chunks = [112, 512]", "chunks = []", "chunks must be a non-empty list"),
+    ("chunks = [112, 512]", "chunks = [0]", "chunks must be a non-empty list"),
+    ("chunks = [112, 512]", "chunks = [5000]", "vm-b would need 5000 MiB"),
+    ("start_s = 10", "start_s = -1", "start_s must be"),
+    ("step_s = 10", "step_s = 10\nsize = 3", "unknown key 'size'"),
+    ("runs = 2", "runs = 0", "runs = 0 is outside"),
+    ('"free-page-reporting"]', '"balloon"]', "modes must be"),
+    ('"free-page-reporting"]', '"vanilla"]', "modes lists a mode twice"),
+])
+def test_workload_rejects(old, new, message):
+    with pytest.raises(UsageError, match=message):
+        parse(WORKLOAD.replace(old, new, 1), "t")
+
+
+def test_shipped_benchmark_scenarios():
+    quick = load("quick", REPO_ROOT / "rig" / "scenarios")
+    assert quick.workload is not None and quick.bench.modes == ("vanilla", "auto")
+    seed = load("seed-2013", REPO_ROOT / "rig" / "scenarios")
+    assert seed.workload is not None and seed.workload.step_s == 60
+    assert [v.memory_mib for v in seed.vms] == [1331, 1331] and seed.host.ram_mib == 2048
+    assert seed.workload.schedule("vm-up").chunks == (224, 424, 624, 824, 1024)
+    assert len(seed.bench.modes) == 5 and seed.bench.runs == 3

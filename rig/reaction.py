@@ -99,7 +99,7 @@ def analyse(records: list[dict]) -> Reaction:
 
 
 @contextmanager
-def _squeezed(memcg: Path) -> Iterator[None]:
+def squeezed(memcg: Path) -> Iterator[None]:
     limit = memcg / "memory.limit_in_bytes"
     old = limit.read_text().strip()
     usage = int((memcg / "memory.usage_in_bytes").read_text())
@@ -163,7 +163,7 @@ def _round(d: DaemonProcess, rec: vm.VmRecord, memcg: Path) -> None:
     last = max((r["wall"] for r in d.records() if r.get("kind") == "input"
                 and r.get("event") == "HostPressure"), default=0.0)
     time.sleep(max(0.0, last + PRESSURE_MIN_INTERVAL_S + 0.05 - time.time()))
-    with _squeezed(memcg):
+    with squeezed(memcg):
         wait_for("a command caused by host pressure",
                  lambda: _count(d, "host pressure") > hosts, 30, alive=d.proc)
     guests = _count(d, "guest pressure")

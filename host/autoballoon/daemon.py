@@ -32,6 +32,7 @@ import libvirt
 from autoballoon import libvirt_adapter as la
 from autoballoon import model as m
 from autoballoon.control import ControlServer
+from autoballoon.manual import ManualDetector
 from autoballoon.policies import POLICIES, PolicyParamError, make_policy, policy_params
 from autoballoon.pressure import PressureSource, PressureSourceError
 from autoballoon.pressure_config import PressureConfig, PressureConfigError
@@ -40,7 +41,6 @@ log = logging.getLogger("autoballoond")
 
 STATE_NS = "urn:autoballoon:daemon:1"
 QUEUE_BOUND = 10_000
-MANUAL_SLACK_MIB = 8
 
 
 class ConfigError(ValueError):
@@ -153,8 +153,7 @@ class Daemon:
             self.config.uri,
             la.Selector(self.config.metadata_ns, self.config.name_pattern),
             self.put, self.clock)
-        self.last_target: dict[str, int] = {}
-        self.last_actual: dict[str, int] = {}
+        self.manual = ManualDetector()
         self.reaction_s: list[float] = []
 
     # -- inputs from any thread ------------------------------------------------------------
@@ -253,25 +252,17 @@ class Daemon:
             if item.vm in self.model.vms:
                 return []
             taken = self.adapter.load_auto_inflated(item.vm, STATE_NS)
-            self.last_target[item.vm] = item.current_mib
+            self.manual.added(item.vm, item.current_mib)
             return [m.VmAdded(item.t, m.VmInfo(item.vm, item.max_mib), item.current_mib, taken)]
         if isinstance(item, m.VmRemoved):
-            self.last_target.pop(item.vm, None)
-            self.last_actual.pop(item.vm, None)
+            self.manual.removed(item.vm)
             return [item]
         if isinstance(item, m.BalloonActual):
             out: list[object] = [item]
-            ours = self.last_target.get(item.vm)
-            before = self.last_actual.get(item.vm)
-            self.last_actual[item.vm] = item.actual_mib
-            # Documented rule: a balloon only shrinks the guest towards the target it was
-            # given, never past it, so a guest still shrinking well below the daemon's last
-            # target is following someone else's setMemory. (Growing towards our target
-            # after a deflation passes through lower values: that is not manual.)
-            if (ours is not None and before is not None and item.actual_mib < before
-                    and item.actual_mib < ours - MANUAL_SLACK_MIB):
-                out.append(m.ManualTarget(item.t, item.vm, item.actual_mib))
-                self.last_target[item.vm] = item.actual_mib
+            # Someone else's setMemory (rule in manual.py): yield the VM to them.
+            manual = self.manual.actual(item.vm, item.actual_mib)
+            if manual is not None:
+                out.append(m.ManualTarget(item.t, item.vm, manual))
             return out
         if isinstance(item, la.Disconnected):
             self.timeline.write("libvirt", state="disconnected", reason=item.reason)
@@ -298,7 +289,7 @@ class Daemon:
         reaction = self.clock() - arrived
         self.reaction_s.append(reaction)
         del self.reaction_s[:-10_000]
-        self.last_target[cmd.vm] = cmd.target_mib
+        self.manual.commanded(cmd.vm, cmd.target_mib)
         state = self.model.vm(cmd.vm)
         if state is not None:
             self.adapter.save_auto_inflated(cmd.vm, STATE_NS, state.auto_inflated_mib)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rig.vm import VmRecord
 
 DEFAULT_SCENARIO = "smoke"
+BENCH_SCENARIO = "quick"
 WATCH_DEFAULT_EVENT = "BALLOON_GUEST_PRESSURE"
 
 
@@ -74,6 +75,24 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("qemu-tests", help="build and run QEMU's own qtests for virtio-balloon "
                    "and QMP on the patched source")
+
+    for name, helptext in (("run", "run one mode of a scenario N times"),
+                           ("bench", "run a scenario in several modes and compare them")):
+        b = sub.add_parser(name, help=helptext)
+        if name == "run":
+            b.add_argument("scenario", help="scenario name (rig/scenarios) or path")
+            b.add_argument("--mode", required=True, choices=scenario_mod.MODES)
+        else:
+            b.add_argument("scenario", nargs="?", default=BENCH_SCENARIO,
+                           help="scenario (default: %(default)s)")
+            b.add_argument("--modes", nargs="+", choices=scenario_mod.MODES,
+                           help="modes to compare (default: the scenario's [bench] modes)")
+        b.add_argument("--runs", type=int, help="runs per mode (default: the scenario's)")
+        b.add_argument("--accel", choices=("kvm", "tcg"))
+        b.add_argument("--ebizzy", type=Path,
+                       help="a static ebizzy binary to run in the guests instead of ours")
+        b.add_argument("--results", type=Path, default=Path("results"),
+                       help="results root (default: ./results)")
 
     rx = sub.add_parser("reaction", help="autoballoond's reaction time: pressure input to "
                         "setMemory, median and p99 over many events on a real VM")
@@ -150,6 +169,9 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
               + (f"; FAILED: {', '.join(bad)}" if bad else ""))
         return 1 if bad else 0
 
+    if args.cmd in ("run", "bench"):
+        return _bench(args, layout, progress)
+
     if args.cmd == "reaction":
         from rig.bootstrap import bootstrap
         from rig.reaction import measure
@@ -185,6 +207,40 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
               f"results in {out}")
         return 0 if result.ok else 1
     raise UsageError(f"unknown command {args.cmd}")
+
+
+def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
+    from rig import bench, tables
+    from rig.bootstrap import bootstrap
+
+    sc = scenario_mod.load(args.scenario, layout.scenarios)
+    if sc.workload is None:
+        raise UsageError(f"scenario {sc.name} has no [workload]: nothing to benchmark")
+    modes = [args.mode] if args.cmd == "run" else list(args.modes or sc.bench.modes)
+    runs = args.runs if args.runs is not None else sc.bench.runs
+    if runs < 1:
+        raise UsageError("--runs must be at least 1")
+    if args.ebizzy is not None and not args.ebizzy.is_file():
+        raise UsageError(f"--ebizzy {args.ebizzy}: no such file")
+    require_root(f"rig {args.cmd}", os.geteuid())
+    stack = bootstrap(layout, progress)
+    path = Path(args.scenario)
+    text = (path if path.suffix == ".toml" and path.exists()
+            else layout.scenarios / f"{sc.name}.toml").read_text()
+    ctx = bench.BenchContext(layout, stack, sc, text, progress, args.accel, args.ebizzy,
+                             bench.command_line())
+    root = args.results / sc.name / bench.stamp()
+    summaries = []
+    start = time.monotonic()
+    for mode in modes:
+        summaries.append(bench.run_mode(ctx, mode, runs, root / mode))
+    print(progress.summary(), file=sys.stderr)
+    print(tables.rfc_tables(summaries))
+    incomplete = [s["mode"] for s in summaries if not s["complete"]]
+    print(f"{sc.name}: {', '.join(modes)} x {runs} run(s) in "
+          f"{(time.monotonic() - start) / 60:.1f} min; results in {root}"
+          + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else ""))
+    return 1 if incomplete else 0
 
 
 def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:

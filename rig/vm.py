@@ -18,7 +18,7 @@ import socket
 import time
 import tty
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -236,6 +236,24 @@ def ssh_exec(rec: VmRecord, command: str, timeout_s: float = 60.0) -> ExecResult
         out = stdout.read().decode(errors="replace")
         err = stderr.read().decode(errors="replace")
         return ExecResult(stdout.channel.recv_exit_status(), out, err)
+    finally:
+        client.close()
+
+
+def ssh_stream(rec: VmRecord, command: str, on_line: Callable[[str], None],
+               timeout_s: float, stdin: str = "") -> int:
+    """Run `command` over SSH, handing each stdout line to `on_line` as it arrives
+    (stderr is merged); its exit status. `timeout_s` bounds the silence between lines."""
+    client = _client(rec, min(timeout_s, 15.0))
+    try:
+        chan_in, stdout, _stderr = client.exec_command(command, timeout=timeout_s)
+        stdout.channel.set_combine_stderr(True)
+        if stdin:
+            chan_in.write(stdin)
+        chan_in.channel.shutdown_write()
+        for line in stdout:
+            on_line(line)
+        return stdout.channel.recv_exit_status()
     finally:
         client.close()
 

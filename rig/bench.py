@@ -1,0 +1,421 @@
+"""The benchmark runner: one scenario, one mode, N runs, each on a fresh host.
+
+A run: host up (partition cgroup + swap), the scenario's VMs booted, the daemon started
+with the mode's policy (none for vanilla and free-page-reporting), start snapshots (host
+/proc/vmstat, each QEMU's /proc/<pid>/stat), every VM's workload schedule started at once
+(one SSH channel each, streaming progress and raw output), a sampler of host memory and
+balloons every second, end snapshots taken while the QEMUs still run, then everything
+torn down. The run directory is marked INCOMPLETE until its summary.json says complete.
+
+Collectors (this module's I/O) stay thin; the math is in procstat, workload and results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from rig import host, procstat, results, vm
+from rig.bootstrap import Stack, image_for
+from rig.daemon_proc import DaemonProcess
+from rig.errors import RigError
+from rig.layout import Layout
+from rig.progress import Progress
+from rig.scenario import Scenario
+from rig.workload import GuestRun, StreamParser, guest_script
+
+# The daemon's policy for each mode (None: no daemon).
+MODE_POLICY: dict[str, str | None] = {
+    "vanilla": None,
+    "auto-seed": "seed",
+    "auto": "auto",
+    "free-page-reporting": None,
+    "stats-polling": "stats-polling",
+}
+SAMPLE_PERIOD_S = 1.0
+PROGRESS_PERIOD_S = 5.0
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    layout: Layout
+    stack: Stack
+    scenario: Scenario
+    scenario_text: str
+    progress: Progress
+    accel: str | None = None
+    ebizzy: Path | None = None  # a real ebizzy binary (static) to use instead of ours
+    command: str = ""
+
+
+# ---- host-side readings ----------------------------------------------------------------
+
+def memcg_usage_mib(memcg: Path) -> int:
+    for name in ("memory.usage_in_bytes", "memory.current"):
+        f = memcg / name
+        if f.exists():
+            return int(f.read_text()) >> 20
+    raise RigError(f"{memcg}: no memory usage file (memory.usage_in_bytes / memory.current)")
+
+
+def swap_used_mib() -> int:
+    info = procstat.parse_meminfo(Path("/proc/meminfo").read_text())
+    return (info["SwapTotal"] - info["SwapFree"]) >> 10
+
+
+def host_vmstat() -> dict[str, int]:
+    return procstat.parse_vmstat(Path("/proc/vmstat").read_text())
+
+
+def qemu_stat(rec: vm.VmRecord) -> procstat.ProcStat:
+    return procstat.parse_proc_stat(Path(f"/proc/{vm.qemu_pid(rec)}/stat").read_text())
+
+
+@dataclass
+class Sampler:
+    """Host usage, swap and each VM's balloon every second, as JSON lines."""
+
+    out: Path
+    memcg: Path
+    domains: dict[str, str]  # VM name -> domain name
+    steps: Callable[[], dict[str, int]]
+    period_s: float = SAMPLE_PERIOD_S
+    latest: dict[str, Any] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Sampler:
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        conn = vm.connect()
+        t0 = time.monotonic()
+        try:
+            with self.out.open("a") as f:
+                while not self._stop.is_set():
+                    f.write(json.dumps(self._sample(conn, time.monotonic() - t0)) + "\n")
+                    f.flush()
+                    self._stop.wait(self.period_s)
+        finally:
+            conn.close()
+
+    def _sample(self, conn: libvirt.virConnect, t: float) -> dict[str, Any]:
+        vms: dict[str, Any] = {}
+        steps = self.steps()
+        for name, dom_name in self.domains.items():
+            try:
+                dom = conn.lookupByName(dom_name)
+                actual = dom.info()[2] >> 10
+            except libvirt.libvirtError:
+                actual = None
+            vms[name] = {"actual_mib": actual, "step": steps.get(name, 0)}
+        vmstat = host_vmstat()
+        self.latest = {"t": round(t, 3), "wall": round(time.time(), 3),
+                       "host_usage_mib": memcg_usage_mib(self.memcg),
+                       "swap_used_mib": swap_used_mib(),
+                       "pswpin": vmstat["pswpin"], "pswpout": vmstat["pswpout"], "vms": vms}
+        return self.latest
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+# ---- one VM's workload ------------------------------------------------------------------
+
+@dataclass
+class GuestStream:
+    """Runs one VM's schedule over SSH in a thread, parsing as lines arrive."""
+
+    rec: vm.VmRecord
+    script: str
+    raw: Path
+    silence_s: float
+    parser: StreamParser = field(default_factory=StreamParser)
+    status: int | None = None
+    error: str | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> GuestStream:
+        self._thread = threading.Thread(target=self._run, name=f"guest-{self.rec.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with self.raw.open("w") as raw:
+            def on_line(line: str) -> None:
+                raw.write(line if line.endswith("\n") else line + "\n")
+                raw.flush()
+                self.parser.feed(line)
+
+            try:
+                self.status = vm.ssh_stream(
+                    self.rec, "cat > /tmp/ab-run.sh && sh /tmp/ab-run.sh", on_line,
+                    timeout_s=self.silence_s, stdin=self.script)
+            except Exception as e:
+                self.error = f"{type(e).__name__}: {e}"
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout_s: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+
+    @property
+    def run(self) -> GuestRun:
+        return self.parser.run
+
+
+# ---- the environment --------------------------------------------------------------------
+
+def rig_revision(repo: Path) -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no"], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return rev + ("-dirty" if dirty else "")
+
+
+def environment(ctx: BenchContext, mode: str, host_rec: host.HostRecord,
+                conn: libvirt.virConnect) -> dict[str, Any]:
+    s = ctx.stack
+    lv = conn.getLibVersion()
+    return {
+        "scenario": ctx.scenario.name,
+        "scenario_sha256": hashlib.sha256(ctx.scenario_text.encode()).hexdigest(),
+        "mode": mode,
+        "policy": MODE_POLICY[mode],
+        "accel": host_rec.accel,
+        "accel_reason": host_rec.accel_reason,
+        "thp_enabled": host_rec.thp_enabled,
+        "host_kernel": os.uname().release,
+        "libvirt": f"{lv // 1000000}.{lv // 1000 % 1000}.{lv % 1000}",
+        "qemu": {"source_version": s.qemu.source_version, "build_key": s.qemu.key,
+                 "patches": list(s.qemu.patches)},
+        "guest_kernel": {"abi": s.kernel.abi, "version": s.kernel.version},
+        "guest_module": {"key": s.module.key, "version": s.module.version,
+                         "patches": list(s.module.patches)},
+        "image": s.image.key,
+        "workload": "ebizzy (ours)" if ctx.ebizzy is None else f"ebizzy binary {ctx.ebizzy}",
+        "rig_revision": rig_revision(ctx.layout.repo),
+        "command": ctx.command,
+    }
+
+
+# ---- a run ------------------------------------------------------------------------------
+
+def _boot(ctx: BenchContext, conn: libvirt.virConnect, host_rec: host.HostRecord,
+          mode: str) -> dict[str, vm.VmRecord]:
+    recs: dict[str, vm.VmRecord] = {}
+    for spec in ctx.scenario.vms:
+        image = image_for(ctx.layout, ctx.progress, ctx.stack, spec.guest_driver)
+        recs[spec.name] = vm.up(conn, ctx.layout, ctx.scenario, spec, host_rec, image,
+                                ctx.stack.qemu.binary,
+                                free_page_reporting=mode == "free-page-reporting")
+    for name, rec in recs.items():
+        t = vm.wait_ssh(rec, timeout_s=120)
+        ctx.progress.info(f"{name}: SSH after {t:.1f} s")
+    return recs
+
+
+def _install_ebizzy(recs: dict[str, vm.VmRecord], binary: Path) -> str:
+    target = "/tmp/ebizzy.user"
+    data = binary.read_bytes()
+    for rec in recs.values():
+        status = vm.ssh_stream(rec, f"cat > {target} && chmod +x {target}", lambda _l: None,
+                               timeout_s=60, stdin=data.decode("latin-1"))
+        if status != 0:
+            raise RigError(f"{rec.name}: could not copy {binary} into the guest")
+    return target
+
+
+def _status_line(t: float, streams: dict[str, GuestStream], sampler: Sampler,
+                 scenario: Scenario) -> str:
+    parts = [f"[{t:5.0f} s] workload"]
+    for name, st in streams.items():
+        sched = scenario.workload.schedule(name) if scenario.workload else None
+        total = len(sched.chunks) if sched else 0
+        r = st.run
+        step = ("done" if r.done else f"step {r.current_step}/{total} ({r.current_chunks} ch)"
+                if r.current_step else "waiting")
+        actual = sampler.latest.get("vms", {}).get(name, {}).get("actual_mib")
+        parts.append(f"{name} {step}, balloon {actual if actual is not None else '?'} MiB")
+    if sampler.latest:
+        parts.append(f"host {sampler.latest['host_usage_mib']} MiB, "
+                     f"swap {sampler.latest['swap_used_mib']} MiB")
+    return " | ".join(parts)
+
+
+def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSummary:
+    """One complete run into `out` (marked INCOMPLETE until it is)."""
+    sc = ctx.scenario
+    if sc.workload is None:
+        raise RigError(f"scenario {sc.name} has no [workload]: nothing to benchmark")
+    results.begin_run(out)
+    (out / "scenario.toml").write_text(ctx.scenario_text)
+    metrics: dict[str, float | int] = {}
+    env: dict[str, Any] = {}
+    complete = False
+    names = [v.name for v in sc.vms]
+    try:
+        with host.session(ctx.layout, sc.host, ctx.progress, ctx.accel) as host_rec:
+            conn = vm.connect()
+            daemon: DaemonProcess | None = None
+            sampler: Sampler | None = None
+            try:
+                env = environment(ctx, mode, host_rec, conn)
+                results.write_json_atomic(out / "env.json", env)
+                with ctx.progress.step(f"boot {', '.join(names)}"):
+                    recs = _boot(ctx, conn, host_rec, mode)
+                binary = (_install_ebizzy(recs, ctx.ebizzy) if ctx.ebizzy is not None
+                          else None)
+                policy = MODE_POLICY[mode]
+                memcg = Path(host_rec.memory_cgroup)
+                if policy is not None:
+                    with ctx.progress.step(f"start autoballoond (policy {policy})"):
+                        daemon = DaemonProcess(out, policy, str(memcg)).start(
+                            expect_vms=len(recs))
+                complete, metrics = _measure(ctx, out, recs, memcg, binary)
+                if daemon is not None:
+                    daemon.stop()
+                    metrics["daemon.commands"] = sum(
+                        r.get("kind") == "command" for r in daemon.records())
+            finally:
+                if sampler is not None:
+                    sampler.stop()
+                if daemon is not None:
+                    daemon.stop()
+                with ctx.progress.step("tear down the VMs"):
+                    for name in names:
+                        vm.down(conn, ctx.layout, name)
+                conn.close()
+    finally:
+        summary = results.RunSummary(sc.name, mode, n, complete, metrics, env)
+        if complete:
+            results.finish_run(out, summary, vms=names)
+        else:
+            results.write_json_atomic(out / results.SUMMARY, summary.to_json())
+    return summary
+
+
+def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: Path,
+             binary: str | None) -> tuple[bool, dict[str, float | int]]:
+    sc = ctx.scenario
+    assert sc.workload is not None
+    w = sc.workload
+    silence = max(max(s.start_s for s in w.schedules), w.step_s) + 180
+    streams = {}
+    for name, rec in recs.items():
+        sched = w.schedule(name)
+        if sched is None:
+            continue
+        script = guest_script(w, sched) if binary is None else guest_script(w, sched, binary)
+        streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
+    sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
+                      lambda: {n: s.run.current_step for n, s in streams.items()})
+    clk_tck = os.sysconf("SC_CLK_TCK")
+    vm0 = host_vmstat()
+    q0 = {name: qemu_stat(rec) for name, rec in recs.items()}
+    t0 = time.monotonic()
+    sampler.start()
+    deadline = t0 + w.duration_s() * 3 + 300
+    try:
+        with ctx.progress.step(f"workload ({w.duration_s():.0f} s of schedule)"):
+            for st in streams.values():
+                st.start()
+            next_line = t0 + PROGRESS_PERIOD_S
+            while any(st.alive() for st in streams.values()):
+                if time.monotonic() > deadline:
+                    raise RigError(f"the workload did not finish within "
+                                   f"{deadline - t0:.0f} s")
+                for st in streams.values():
+                    st.join(0.2)
+                if time.monotonic() >= next_line:
+                    next_line += PROGRESS_PERIOD_S
+                    ctx.progress.info(_status_line(time.monotonic() - t0, streams, sampler, sc))
+        elapsed = time.monotonic() - t0
+        q1 = {name: qemu_stat(rec) for name, rec in recs.items()}
+        vm1 = host_vmstat()
+    finally:
+        sampler.stop()
+    (out / "host-vmstat.start").write_text(_vmstat_text(vm0))
+    (out / "host-vmstat.end").write_text(_vmstat_text(vm1))
+    metrics: dict[str, float | int] = {}
+    metrics.update(results.host_metrics(procstat.vmstat_delta(vm0, vm1)))
+    metrics["elapsed_s"] = round(elapsed, 3)
+    complete = True
+    for name, st in streams.items():
+        r = st.run
+        usage = procstat.qemu_usage(q0[name], q1[name], clk_tck=clk_tck, elapsed_s=elapsed)
+        metrics.update(results.qemu_metrics(name, usage))
+        if not r.done or st.error:
+            complete = False
+            ctx.progress.info(f"{name}: workload incomplete ({st.error or 'no @@done'})")
+            continue
+        for step in r.steps:
+            (out / f"{name}.ebizzy-{step.n}.txt").write_text(step.output)
+            if step.result is not None:
+                metrics[f"{name}.guest.step{step.n}.records_s"] = step.result.records_per_s
+        g0, g1 = procstat.parse_vmstat(r.vmstat_start), procstat.parse_vmstat(r.vmstat_end)
+        (out / f"{name}.vmstat.start").write_text(r.vmstat_start)
+        (out / f"{name}.vmstat.end").write_text(r.vmstat_end)
+        delta = procstat.vmstat_delta(g0, g1)
+        oom = procstat.parse_oom_kills(delta)
+        metrics.update(results.guest_metrics(
+            name, records_total=r.records_total, vmstat_delta=delta,
+            oom_kills=oom if oom is not None else r.dmesg_oom_kills))
+        metrics[f"{name}.guest.failed_steps"] = r.failed_steps
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    if samples:
+        metrics["host.peak_usage_mib"] = max(s["host_usage_mib"] for s in samples)
+        metrics["host.peak_swap_mib"] = max(s["swap_used_mib"] for s in samples)
+        for name in recs:
+            sizes = [s["vms"][name]["actual_mib"] for s in samples
+                     if s["vms"][name]["actual_mib"] is not None]
+            if sizes:
+                metrics[f"{name}.balloon.min_mib"] = min(sizes)
+    return complete, metrics
+
+
+def _vmstat_text(v: dict[str, int]) -> str:
+    return "".join(f"{k} {val}\n" for k, val in v.items())
+
+
+def run_mode(ctx: BenchContext, mode: str, runs: int, mode_dir: Path
+             ) -> dict[str, Any]:
+    """`runs` runs of one mode; the per-mode summary.json (written atomically)."""
+    for n in range(1, runs + 1):
+        out = mode_dir / f"run-{n}"
+        with ctx.progress.step(f"{ctx.scenario.name} {mode} run {n}/{runs}"):
+            summary = run_once(ctx, mode, n, out)
+        if not summary.complete:
+            ctx.progress.info(f"run {n} of {mode} is incomplete; see {out}")
+    return results.write_mode_summary(mode_dir)
+
+
+def stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S")
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

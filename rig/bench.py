@@ -26,7 +26,7 @@ from typing import Any
 
 import libvirt
 
-from rig import host, procstat, results, vm
+from rig import host, procstat, results, run_metrics, vm
 from rig.bootstrap import Stack, image_for
 from rig.daemon_proc import DaemonProcess
 from rig.errors import RigError
@@ -57,6 +57,8 @@ class BenchContext:
     accel: str | None = None
     ebizzy: Path | None = None  # a real ebizzy binary (static) to use instead of ours
     command: str = ""
+    policy_params: dict[str, object] = field(default_factory=dict)
+    daemon_args: tuple[str, ...] = ()
 
 
 # ---- host-side readings ----------------------------------------------------------------
@@ -74,12 +76,15 @@ def swap_used_mib() -> int:
     return (info["SwapTotal"] - info["SwapFree"]) >> 10
 
 
+HOST_VMSTAT = Path("/proc/vmstat")
+
+
 def host_vmstat() -> dict[str, int]:
-    return procstat.parse_vmstat(Path("/proc/vmstat").read_text())
+    return procstat.parse_vmstat(HOST_VMSTAT.read_text())
 
 
-def qemu_stat(rec: vm.VmRecord) -> procstat.ProcStat:
-    return procstat.parse_proc_stat(Path(f"/proc/{vm.qemu_pid(rec)}/stat").read_text())
+def qemu_stat_text(rec: vm.VmRecord) -> str:
+    return Path(f"/proc/{vm.qemu_pid(rec)}/stat").read_text()
 
 
 @dataclass
@@ -205,6 +210,8 @@ def environment(ctx: BenchContext, mode: str, host_rec: host.HostRecord,
         "scenario_sha256": hashlib.sha256(ctx.scenario_text.encode()).hexdigest(),
         "mode": mode,
         "policy": MODE_POLICY[mode],
+        "policy_params": ctx.policy_params,
+        "daemon_args": list(ctx.daemon_args),
         "accel": host_rec.accel,
         "accel_reason": host_rec.accel_reason,
         "thp_enabled": host_rec.thp_enabled,
@@ -281,7 +288,6 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
         with host.session(ctx.layout, sc.host, ctx.progress, ctx.accel) as host_rec:
             conn = vm.connect()
             daemon: DaemonProcess | None = None
-            sampler: Sampler | None = None
             try:
                 env = environment(ctx, mode, host_rec, conn)
                 results.write_json_atomic(out / "env.json", env)
@@ -293,16 +299,14 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                 memcg = Path(host_rec.memory_cgroup)
                 if policy is not None:
                     with ctx.progress.step(f"start autoballoond (policy {policy})"):
-                        daemon = DaemonProcess(out, policy, str(memcg)).start(
+                        daemon = DaemonProcess(out, policy, str(memcg), params=ctx.policy_params,
+                                               extra_args=ctx.daemon_args).start(
                             expect_vms=len(recs))
                 complete, metrics = _measure(ctx, out, recs, memcg, binary)
                 if daemon is not None:
                     daemon.stop()
-                    metrics["daemon.commands"] = sum(
-                        r.get("kind") == "command" for r in daemon.records())
+                    complete, metrics = run_metrics.compute(out, names)
             finally:
-                if sampler is not None:
-                    sampler.stop()
                 if daemon is not None:
                     daemon.stop()
                 with ctx.progress.step("tear down the VMs"):
@@ -333,9 +337,8 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
         streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
     sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
                       lambda: {n: s.run.current_step for n, s in streams.items()})
-    clk_tck = os.sysconf("SC_CLK_TCK")
-    vm0 = host_vmstat()
-    q0 = {name: qemu_stat(rec) for name, rec in recs.items()}
+    vm0 = HOST_VMSTAT.read_text()
+    q0 = {name: qemu_stat_text(rec) for name, rec in recs.items()}
     t0 = time.monotonic()
     sampler.start()
     deadline = t0 + w.duration_s() * 3 + 300
@@ -354,51 +357,23 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
                     next_line += PROGRESS_PERIOD_S
                     ctx.progress.info(_status_line(time.monotonic() - t0, streams, sampler, sc))
         elapsed = time.monotonic() - t0
-        q1 = {name: qemu_stat(rec) for name, rec in recs.items()}
-        vm1 = host_vmstat()
+        q1 = {name: qemu_stat_text(rec) for name, rec in recs.items()}
+        vm1 = HOST_VMSTAT.read_text()
     finally:
         sampler.stop()
-    (out / "host-vmstat.start").write_text(_vmstat_text(vm0))
-    (out / "host-vmstat.end").write_text(_vmstat_text(vm1))
-    metrics: dict[str, float | int] = {}
-    metrics.update(results.host_metrics(procstat.vmstat_delta(vm0, vm1)))
-    metrics["elapsed_s"] = round(elapsed, 3)
-    complete = True
+    (out / "host-vmstat.start").write_text(vm0)
+    (out / "host-vmstat.end").write_text(vm1)
+    for name in recs:
+        (out / f"{name}.qemu-stat.start").write_text(q0[name])
+        (out / f"{name}.qemu-stat.end").write_text(q1[name])
+    results.write_json_atomic(out / "timing.json", {"elapsed_s": round(elapsed, 3),
+                                                    "clk_tck": os.sysconf("SC_CLK_TCK")})
     for name, st in streams.items():
-        r = st.run
-        usage = procstat.qemu_usage(q0[name], q1[name], clk_tck=clk_tck, elapsed_s=elapsed)
-        metrics.update(results.qemu_metrics(name, usage))
-        if not r.done or st.error:
-            complete = False
-            ctx.progress.info(f"{name}: workload incomplete ({st.error or 'no @@done'})")
-            continue
-        for step in r.steps:
+        if st.error:
+            ctx.progress.info(f"{name}: workload stream failed: {st.error}")
+        for step in st.run.steps:
             (out / f"{name}.ebizzy-{step.n}.txt").write_text(step.output)
-            if step.result is not None:
-                metrics[f"{name}.guest.step{step.n}.records_s"] = step.result.records_per_s
-        g0, g1 = procstat.parse_vmstat(r.vmstat_start), procstat.parse_vmstat(r.vmstat_end)
-        (out / f"{name}.vmstat.start").write_text(r.vmstat_start)
-        (out / f"{name}.vmstat.end").write_text(r.vmstat_end)
-        delta = procstat.vmstat_delta(g0, g1)
-        oom = procstat.parse_oom_kills(delta)
-        metrics.update(results.guest_metrics(
-            name, records_total=r.records_total, vmstat_delta=delta,
-            oom_kills=oom if oom is not None else r.dmesg_oom_kills))
-        metrics[f"{name}.guest.failed_steps"] = r.failed_steps
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    if samples:
-        metrics["host.peak_usage_mib"] = max(s["host_usage_mib"] for s in samples)
-        metrics["host.peak_swap_mib"] = max(s["swap_used_mib"] for s in samples)
-        for name in recs:
-            sizes = [s["vms"][name]["actual_mib"] for s in samples
-                     if s["vms"][name]["actual_mib"] is not None]
-            if sizes:
-                metrics[f"{name}.balloon.min_mib"] = min(sizes)
-    return complete, metrics
-
-
-def _vmstat_text(v: dict[str, int]) -> str:
-    return "".join(f"{k} {val}\n" for k, val in v.items())
+    return run_metrics.compute(out, list(recs))
 
 
 def run_mode(ctx: BenchContext, mode: str, runs: int, mode_dir: Path

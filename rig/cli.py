@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="a static ebizzy binary to run in the guests instead of ours")
         b.add_argument("--results", type=Path, default=Path("results"),
                        help="results root (default: ./results)")
+        b.add_argument("--policy-param", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a parameter of the mode's policy (experiments)")
+        b.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
+                       help="pass an option to autoballoond, e.g. --daemon-arg=--tick=0.5")
 
     rx = sub.add_parser("reaction", help="autoballoond's reaction time: pressure input to "
                         "setMemory, median and p99 over many events on a real VM")
@@ -210,6 +214,8 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
 
 
 def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
+    from autoballoon.daemon import ConfigError, parse_assignments
+
     from rig import bench, tables
     from rig.bootstrap import bootstrap
 
@@ -227,8 +233,12 @@ def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     path = Path(args.scenario)
     text = (path if path.suffix == ".toml" and path.exists()
             else layout.scenarios / f"{sc.name}.toml").read_text()
+    try:
+        params = parse_assignments(args.policy_param)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
     ctx = bench.BenchContext(layout, stack, sc, text, progress, args.accel, args.ebizzy,
-                             bench.command_line())
+                             bench.command_line(), params, tuple(args.daemon_arg))
     root = args.results / sc.name / bench.stamp()
     summaries = []
     start = time.monotonic()

@@ -42,7 +42,7 @@ class DomainConfig:
     swap_disk: Path | None
     ssh_port: int
     partition: str  # e.g. "/autoballoon"
-    balloon_stats_period_s: int = 2
+    balloon_stats_period_s: int = 1  # guest stats refresh (libvirt memballoon period)
     machine: str = "q35"
     message_vq: bool = False  # our QEMU series' virtio-balloon property
     # virtio-balloon free page reporting (QEMU's free-page-reporting, libvirt >= 6.9):

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 import libvirt
 
+from autoballoon import host_memory
 from autoballoon import libvirt_adapter as la
 from autoballoon import model as m
 from autoballoon.control import ControlServer
@@ -59,9 +60,9 @@ class DaemonConfig:
     pressure_path: str | None = None
     # vmpressure fires 100+ times a second under steady reclaim: one host event per
     # interval is what a policy should see (PSI triggers already fire once per window).
-    pressure_min_interval_s: float = 1.0
+    pressure_min_interval_s: float = 0.5
     tick_s: float = 1.0
-    stats_period_s: float = 2.0
+    stats_period_s: float = 1.0
     timeline: str | None = None
     control_socket: str = "/run/autoballoon/autoballoond.sock"
 
@@ -239,7 +240,18 @@ class Daemon:
                 self._handle(m.VmRemoved(self.clock(), name))
         self.timeline.write("libvirt", state="connected", domains=sorted(live))
 
+    def _host_memcg(self) -> Path | None:
+        pc = self.config.pressure_config()
+        if pc is None or pc.kind == "psi-host":
+            return None
+        return pc.resolved_path
+
     def _poll_stats(self, now: float) -> None:
+        try:
+            free, total = host_memory.read(self._host_memcg())
+            self._handle(m.HostMemory(now, free, total))
+        except (OSError, ValueError) as e:
+            log.warning("host memory unreadable: %s", e)
         for name in list(self.model.vms):
             try:
                 stats = self.adapter.memory_stats(name)

@@ -50,7 +50,7 @@ def test_devices():
     assert dev.find("serial").get("type") == "pty"
     assert dev.find("console/target").get("type") == "serial"
     balloon = dev.find("memballoon")
-    assert balloon.get("model") == "virtio" and balloon.find("stats").get("period") == "2"
+    assert balloon.get("model") == "virtio" and balloon.find("stats").get("period") == "1"
     assert dev.find("controller").attrib == {"type": "usb", "model": "none"}
 
 

@@ -4,11 +4,12 @@ Rules (A1..A9 in POLICIES.md):
 A1 floor per VM from the guest's own figures: actual - usable + margin, never below the
    VM's floor or ``min_floor_mib``; without fresh stats, never below ``blind_floor_fraction``
    of the maximum.
-A2 step scaled by host level (low < between < medium < critical).
+A2 step scaled by host level (low < between < medium < critical), or a fraction of the
+   VM's headroom above its floor when that is more.
 A3 take from the VM with the most free: the per-event budget is shared in proportion to
    each VM's headroom above its floor.
-A4 hysteresis: no inflation of a VM within ``hysteresis_s`` of its guest pressure or of
-   distress seen in its stats.
+A4 hysteresis: no inflation of a VM within ``hysteresis_s`` of its guest pressure, or
+   within ``distress_hold_s`` of distress seen in its stats.
 A5 inflation cool-down per VM and no stacking on a balloon that lags its target.
 A6 fast release on guest pressure: cancel an inflation in progress and give back
    max(release_min_mib, release_fraction x taken) (x2 on medium, everything on critical).
@@ -42,20 +43,35 @@ class AutoParams:
     margin_fraction: float = 0.05
     blind_floor_fraction: float = 0.5
     stats_max_age_s: float = 30.0
-    # A2 steps for host levels low, between, medium, critical
+    # The guest's need is the largest seen over this window: a sample taken while a
+    # workload restarts sees the guest nearly empty for a second or two, and taking
+    # memory on that sample starves the run that is starting (seen on the rig).
+    need_window_s: float = 6.0
+    # A2 steps for host levels low, between, medium, critical ...
     steps_mib: tuple[int, int, int, int] = (16, 32, 64, 128)
+    # ... or this fraction of a VM's headroom above its floor, if more: memory a guest
+    # has freed comes back in a few events instead of one small step per second (tuned
+    # on the rig's quick scenario: fixed steps alone left 2/3 of vanilla's host swap).
+    take_fractions: tuple[float, float, float, float] = (0.125, 0.25, 0.5, 0.5)
     # A4 hysteresis
-    hysteresis_s: float = 60.0
+    # The RFC's 60 s kept a guest that reported pressure once at its full size for a
+    # minute; the floor's need window (A1) now protects the guest, so 20 s suffices.
+    hysteresis_s: float = 20.0
     # A5 cool-down and lag
-    inflate_interval_s: float = 1.0
+    inflate_interval_s: float = 0.5
     max_lag_mib: int = 256
     min_change_mib: int = 4
     # A6 release
     release_min_mib: int = 64
     release_fraction: float = 0.25
+    critical_release_fraction: float = 1.0  # share of what was taken given back on critical
     # A7 distress
     distress_swap_in_mib: int = 1
     distress_usable_mib: int = 32
+    # A7 distress holds off inflation for this long. Shorter than A4's: a guest whose
+    # workload filled its RAM a moment ago may have freed it all since (seen on the rig:
+    # a 60 s hold kept the one guest with 500 MiB free out of reach for a whole run).
+    distress_hold_s: float = 10.0
     # A9 give back
     calm_s: float = 30.0
     give_back_step_mib: int = 32
@@ -70,6 +86,8 @@ class AutoPolicy(Policy):
     name: str = "auto"
     #: Last time distress was seen in a VM's stats; pruned to the VMs in the view.
     _distress: dict[str, float] = field(default_factory=dict, repr=False)
+    #: Recent (time, need) per VM, within need_window_s; pruned likewise.
+    _needs: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- helpers
     def margin(self, vm: VmView) -> int:
@@ -90,10 +108,27 @@ class AutoPolicy(Policy):
             return None
         return max(actual - free, 0)
 
+    def recent_need(self, vm: VmView, now: float) -> int | None:
+        """The largest need over the window (the current stats included)."""
+        need = self.guest_need(vm) if self.fresh_stats(vm, now) else None
+        history = [n for t, n in self._needs.get(vm.name, ())
+                   if now - t <= self.params.need_window_s]
+        if need is None:
+            return max(history) if history else None
+        return max([need, *history])
+
+    def note_need(self, vm: VmView, now: float) -> None:
+        need = self.guest_need(vm)
+        if need is None:
+            return
+        kept = [(t, n) for t, n in self._needs.get(vm.name, ())
+                if now - t <= self.params.need_window_s]
+        self._needs[vm.name] = [*kept[-63:], (now, need)]
+
     def floor(self, vm: VmView, now: float) -> int:
         """A1: the lowest target automation may set for ``vm`` now."""
         static = max(vm.floor_mib, self.params.min_floor_mib)
-        need = self.guest_need(vm) if self.fresh_stats(vm, now) else None
+        need = self.recent_need(vm, now)
         if need is None:
             return max(static, int(self.params.blind_floor_fraction * vm.max_mib))
         return max(static, need + self.margin(vm))
@@ -106,7 +141,7 @@ class AutoPolicy(Policy):
 
     def distressed(self, vm: VmView, now: float) -> bool:
         t = self._distress.get(vm.name)
-        return t is not None and now - t < self.params.hysteresis_s
+        return t is not None and now - t < self.params.distress_hold_s
 
     def release(self, vm: VmView, level: str, cause: str) -> list[TargetChange]:
         """A6: the change that releases memory to ``vm`` under guest pressure ``level``."""
@@ -115,7 +150,7 @@ class AutoPolicy(Policy):
         if level == "medium":
             amount *= 2
         elif level == "critical":
-            amount = taken
+            amount = max(amount, math.ceil(self.params.critical_release_fraction * taken))
         new = vm.target_mib + min(amount, taken)
         cancel = vm.actual_mib > vm.target_mib
         if cancel:
@@ -128,6 +163,8 @@ class AutoPolicy(Policy):
     def _prune(self, view: ModelView) -> None:
         for name in [n for n in self._distress if n not in view.vms]:
             del self._distress[name]
+        for name in [n for n in self._needs if n not in view.vms]:
+            del self._needs[name]
 
     # ---------------------------------------------------------------- hooks
     def on_host_pressure(self, view: ModelView, level: str, now: float) -> list[TargetChange]:
@@ -150,7 +187,9 @@ class AutoPolicy(Policy):
         total = sum(room for room, _ in eligible)
         changes = []
         for room, vm in sorted(eligible, key=lambda e: (-e[0], e[1].name)):  # A3
-            take = min(room, budget * room // total)
+            share = budget * room // total
+            take = min(room, max(share, int(p.take_fractions[max(host_level_rank(level), 0)]
+                                            * room)))
             if take >= p.min_change_mib:
                 changes.append(
                     TargetChange(
@@ -170,6 +209,8 @@ class AutoPolicy(Policy):
         return self.release(state, level, f"guest pressure {level}")
 
     def on_stats(self, view: ModelView, vm: str, now: float) -> list[TargetChange]:
+        if vm in view.vms:
+            self.note_need(view.vms[vm], now)
         state = automated_vm(view, vm)
         if state is None:
             return []
@@ -187,7 +228,10 @@ class AutoPolicy(Policy):
         elif usable is not None and usable < p.distress_usable_mib:
             reason = f"guest stats: usable {usable} MiB"
         if reason is not None:  # A7
-            self._distress[vm] = now
+            if reason.startswith("guest stats: swap-in"):
+                # Swapping is distress; a full guest that does not swap is only busy
+                # (its floor already keeps automation off its memory).
+                self._distress[vm] = now
             return self.release(state, GUEST_LEVELS[0], reason)
         floor = self.floor(state, now)  # A8
         if state.target_mib < floor and state.auto_inflated_mib > 0:

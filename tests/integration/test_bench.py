@@ -1,0 +1,112 @@
+"""The benchmark runner end to end on a tiny scenario: a complete run's files and
+summaries, the daemon's timeline in an automated mode, and an interrupted run that is
+marked incomplete and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig import bench, results, run_metrics, scenario
+from rig.layout import REPO_ROOT
+from rig.progress import Progress
+
+from .conftest import leftovers
+from .test_smoke import _wait_for_line
+
+pytestmark = pytest.mark.vm
+
+TINY = """\
+# tiny: the benchmark runner's own test. Two small VMs, two short workload steps each,
+# vm-b starting 3 s later; stresses nothing, proves the run's plumbing.
+[host]
+ram_mib = 1024
+swap_mib = 1024
+
+[[vm]]
+name = "vm-a"
+memory_mib = 384
+guest_swap_mib = 128
+
+[[vm]]
+name = "vm-b"
+memory_mib = 384
+guest_swap_mib = 128
+
+[workload]
+chunk_bytes = 1048576
+step_s = 3
+threads = 1
+
+[[workload.schedule]]
+vm = "vm-a"
+chunks = [96, 48]
+
+[[workload.schedule]]
+vm = "vm-b"
+start_s = 3
+chunks = [48, 96]
+
+[bench]
+runs = 1
+modes = ["vanilla", "auto"]
+"""
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "auto"])
+def test_a_run_writes_raw_files_and_summaries(layout, stack, daemons_before, mode,
+                                              tmp_path: Path):
+    sc = scenario.parse(TINY, "tiny")
+    ctx = bench.BenchContext(layout, stack, sc, TINY, Progress(), command="test")
+    summary = bench.run_mode(ctx, mode, 1, tmp_path / mode)
+    run = tmp_path / mode / "run-1"
+    assert summary["complete"] is True and summary["runs"] == 1
+    assert results.run_state(run) == "complete"
+    m = {k: v["mean"] for k, v in summary["metrics"].items()}
+    for name in results.metric_names(["vm-a", "vm-b"]):
+        assert name in m, name
+    assert m["vm-a.guest.records_total"] > 0 and m["vm-b.guest.step2.records_s"] > 0
+    assert m["vm-a.guest.oom_kills"] == 0 and m["vm-a.guest.failed_steps"] == 0
+    assert 6 <= m["elapsed_s"] < 120 and m["vm-a.qemu.user_s"] > 0
+    for f in ("host-vmstat.start", "vm-a.qemu-stat.end", "vm-b.stream.txt",
+              "vm-a.ebizzy-2.txt", "samples.jsonl", "env.json", "timing.json"):
+        assert (run / f).is_file(), f
+    env = json.loads((run / "env.json").read_text())
+    assert env["mode"] == mode and env["accel"] in ("tcg", "kvm") and env["image"]
+    # The summary's numbers are exactly what the raw files give.
+    complete, recomputed = run_metrics.compute(run, ["vm-a", "vm-b"])
+    assert complete and recomputed == results.RunSummary.from_json(
+        json.loads((run / "summary.json").read_text())).metrics
+    if mode == "auto":
+        assert (run / "timeline.jsonl").is_file() and "daemon.commands" in m
+    else:
+        assert not (run / "timeline.jsonl").exists()
+    assert leftovers(layout, daemons_before) == []
+
+
+def test_an_interrupted_run_is_marked_incomplete(layout, stack, daemons_before,
+                                                 tmp_path: Path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rig.cli", "run", str(path), "--mode", "vanilla",
+         "--results", str(tmp_path / "results")],
+        cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(proc, "==> workload", 180)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 130
+    [run] = (tmp_path / "results" / "tiny").glob("*/vanilla/run-1")
+    assert results.run_state(run) == "incomplete"
+    assert json.loads((run / "summary.json").read_text())["complete"] is False
+    assert leftovers(layout, daemons_before) == []

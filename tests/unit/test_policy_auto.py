@@ -261,3 +261,28 @@ def test_a7_a_full_guest_that_does_not_swap_is_not_held():
     stats(model, 0, "a", usable=10)  # full, no swap-in: no hold
     stats(model, 7, "a", usable=1500)
     assert drive(model, HostPressure(8, "critical"))
+
+
+def test_a10_host_reserve_takes_before_reclaim_starts():
+    from autoballoon.model import HostMemory
+
+    model = make(("a", 2048, 2048))
+    stats(model, 0, "a", usable=1500)
+    assert model.handle(HostMemory(1, free_mib=200, total_mib=1024)) == []  # reserve 102
+    [cmd] = model.handle(HostMemory(2, free_mib=90, total_mib=1024))
+    assert cmd.cause.startswith("host reserve: 90 MiB free < 102 MiB (low): take")
+    model.handle(BalloonActual(2, "a", cmd.target_mib))
+    [cmd2] = model.handle(HostMemory(3, free_mib=40, total_mib=1024))  # below half: between
+    assert "(between)" in cmd2.cause and cmd2.target_mib < cmd.target_mib
+
+
+def test_a9_no_give_back_while_the_host_is_short_of_its_reserve():
+    from autoballoon.model import HostMemory
+
+    model = make(("a", 2048, 2048))
+    for t in range(1, 5):
+        drive(model, HostPressure(t, "critical"))
+    model.handle(HostMemory(33, free_mib=150, total_mib=1024))  # < 2 x 102
+    assert model.handle(Tick(40)) == []
+    model.handle(HostMemory(41, free_mib=300, total_mib=1024))
+    assert model.handle(Tick(42))

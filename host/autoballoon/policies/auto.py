@@ -15,7 +15,8 @@ A6 fast release on guest pressure: cancel an inflation in progress and give back
    max(release_min_mib, release_fraction x taken) (x2 on medium, everything on critical).
 A7 distress from stats (swap-in, usable memory nearly gone) releases like guest pressure.
 A8 floor repair: when the guest's need grows above its target, give back up to the floor.
-A9 give back gradually when the host is calm.
+A9 give back gradually when the host is calm (and has twice its reserve free).
+A10 keep a host reserve: take as on host pressure when the host's free memory is low.
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ class AutoParams:
     # workload filled its RAM a moment ago may have freed it all since (seen on the rig:
     # a 60 s hold kept the one guest with 500 MiB free out of reach for a whole run).
     distress_hold_s: float = 10.0
+    # A10 host reserve: keep this much of the host free (MiB, or the fraction of the
+    # host's memory if more); below it, take as on host pressure "low" (below half of it,
+    # "between"). Reclaim only starts when the host is full, and then a workload's next
+    # allocation burst is swapped out within ~2 s, faster than any balloon can react
+    # (seen on the rig: ~100 MiB of host swap at each ebizzy step change). A reserve
+    # makes room before the burst.
+    reserve_mib: int = 64
+    reserve_fraction: float = 0.10
     # A9 give back
     calm_s: float = 30.0
     give_back_step_mib: int = 32
@@ -167,7 +176,26 @@ class AutoPolicy(Policy):
             del self._needs[name]
 
     # ---------------------------------------------------------------- hooks
+    def reserve(self, view: ModelView) -> int | None:
+        if view.host_total_mib is None:
+            return None
+        return max(self.params.reserve_mib,
+                   int(self.params.reserve_fraction * view.host_total_mib))
+
+    def on_host_memory(self, view: ModelView, now: float) -> list[TargetChange]:
+        reserve, free = self.reserve(view), view.host_free_mib
+        if reserve is None or free is None or free >= reserve:
+            return []
+        level = "between" if free < reserve // 2 else "low"
+        return self.take(view, level, now,
+                         f"host reserve: {free} MiB free < {reserve} MiB ({level})")
+
     def on_host_pressure(self, view: ModelView, level: str, now: float) -> list[TargetChange]:
+        return self.take(view, level, now, f"host pressure {level}")
+
+    def take(self, view: ModelView, level: str, now: float, cause: str
+             ) -> list[TargetChange]:
+        """A2-A5: take memory from the eligible VMs for one event at ``level``."""
         self._prune(view)
         p = self.params
         eligible: list[tuple[int, VmView]] = []
@@ -195,7 +223,7 @@ class AutoPolicy(Policy):
                     TargetChange(
                         vm.name,
                         vm.target_mib - take,
-                        f"host pressure {level}: take {take} MiB ({room} MiB above floor)",
+                        f"{cause}: take {take} MiB ({room} MiB above floor)",
                     )
                 )
         return changes
@@ -244,6 +272,10 @@ class AutoPolicy(Policy):
         last = view.last_host_pressure_t
         if last is not None and now - last < p.calm_s:
             return []
+        reserve = self.reserve(view)
+        if reserve is not None and view.host_free_mib is not None \
+                and view.host_free_mib < 2 * reserve:
+            return []  # A9: giving back now would bring the host straight back to A10
         changes = []
         for vm in automated(view):  # A9
             if vm.auto_inflated_mib <= 0:

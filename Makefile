@@ -1,5 +1,5 @@
 # autoballoon: the two commands of the README, and what they stand on.
-#   make bench      bootstrap, then the default job (the two-VM smoke run for now)
+#   make bench      bootstrap, then the default benchmark: quick, vanilla vs auto
 #   make test       bootstrap, then the test suite through tox
 # Debian's interpreter, explicitly: a pyenv python3 on PATH lacks the Debian modules.
 PYTHON ?= /usr/bin/python3
@@ -7,13 +7,16 @@ VENV := .venv
 # Packages the virtual environment itself needs before `rig bootstrap` can run.
 VENV_DEBS := python3-venv python3-dev libvirt-dev pkg-config gcc
 
-.PHONY: bench test bootstrap lint clean-venv
+.PHONY: bench bench-full test bootstrap lint clean-venv
 
 bench: bootstrap
-	$(VENV)/bin/rig smoke
+	$(VENV)/bin/rig bench quick --modes vanilla auto
 
 test: bootstrap
-	$(VENV)/bin/tox run -e lint,unit,integration
+	$(VENV)/bin/tox run -e lint,unit,integration,reproduce
+
+bench-full: bootstrap
+	$(VENV)/bin/tox run -e bench-full
 
 bootstrap: $(VENV)/.installed
 	$(VENV)/bin/rig bootstrap

@@ -304,6 +304,9 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                             expect_vms=len(recs))
                 complete, metrics = _measure(ctx, out, recs, memcg, binary)
                 if daemon is not None:
+                    if daemon.proc is not None and daemon.proc.poll() is None:
+                        (out / "autoballoond.stat").write_text(
+                            Path(f"/proc/{daemon.proc.pid}/stat").read_text())
                     daemon.stop()
                     complete, metrics = run_metrics.compute(out, names)
             finally:

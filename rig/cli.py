@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a parameter of the mode's policy (experiments)")
         b.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
                        help="pass an option to autoballoond, e.g. --daemon-arg=--tick=0.5")
+        if name == "bench":
+            b.add_argument("--check", action="store_true",
+                           help="fail (exit 1) unless the scenario's [reproduction] holds")
 
     rx = sub.add_parser("reaction", help="autoballoond's reaction time: pressure input to "
                         "setMemory, median and p99 over many events on a real VM")
@@ -109,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--accel", choices=("kvm", "tcg"))
     sm.add_argument("--results", type=Path, default=Path("results"),
                     help="where results go (default: ./results)")
+
+    rp = sub.add_parser("report", help="report.md, report.html and plots of a bench's "
+                        "results, with the RFC's published numbers beside them")
+    rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+                    help="a bench's results: results/<scenario>/<stamp>")
+    rp.add_argument("--baseline", metavar="MODE",
+                    help="mode the others are compared with (default: vanilla, if present)")
     return p
 
 
@@ -210,6 +220,13 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         print(f"smoke {'passed' if result.ok else 'FAILED'} ({result.accel.upper()}); "
               f"results in {out}")
         return 0 if result.ok else 1
+
+    if args.cmd == "report":
+        from rig.report import write_report
+
+        md = write_report(args.results_dir, args.baseline)
+        print(f"report: {md} and {md.with_suffix('.html')}")
+        return 0
     raise UsageError(f"unknown command {args.cmd}")
 
 
@@ -250,7 +267,24 @@ def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     print(f"{sc.name}: {', '.join(modes)} x {runs} run(s) in "
           f"{(time.monotonic() - start) / 60:.1f} min; results in {root}"
           + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else ""))
-    return 1 if incomplete else 0
+    failed = False
+    if args.cmd == "bench":
+        from rig.report import write_report
+
+        report = write_report(root)
+        print(f"report: {report} and {report.with_suffix('.html')}")
+        if args.check:
+            from rig.reproduction import check
+
+            if sc.reproduction is None:
+                raise UsageError(f"scenario {sc.name} has no [reproduction] table to check")
+            verdicts = check(sc.reproduction, {s["mode"]: s for s in summaries})
+            print(f"reproduction of the RFC's result ({sc.name}):")
+            for v in verdicts:
+                print(f"  {v.line()}")
+            failed = not all(v.ok for v in verdicts)
+            print("REPRODUCED" if not failed else "NOT REPRODUCED")
+    return 1 if incomplete or failed else 0
 
 
 def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:

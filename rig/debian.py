@@ -33,6 +33,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
         "busybox-static", "dropbear-bin", "openssh-client", "cpio", "kmod", "e2fsprogs",
         "qemu-utils", "xz-utils", "util-linux",
     ),
+    "report check": ("chromium",),
 }
 
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")

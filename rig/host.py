@@ -56,6 +56,7 @@ class HostRecord:
     swapfile: str = ""
     kvm_perms: dict[str, int] | None = None
     thp_enabled: str = ""
+    thp_restore: str = ""  # the THP mode to put back on `host down` ("" = untouched)
 
     @classmethod
     def load(cls, path: Path) -> HostRecord | None:
@@ -114,6 +115,17 @@ def session(layout: Layout, spec: HostSpec, progress: Progress,
         down(layout, progress)
 
 
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def thp_selected(text: str) -> str:
+    """The bracketed mode of a THP sysfs file ("always [madvise] never" -> "madvise")."""
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    raise RigError(f"cannot read the THP mode from {text.strip()!r}")
+
+
 def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | None
         ) -> HostRecord:
     path = layout.host_record
@@ -128,8 +140,13 @@ def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | 
     with progress.step("accelerator"):
         a = accel_mod.choose(accel_mod.read_facts(), forced_accel)
         rec.accel, rec.domain_type, rec.accel_reason = a.name, a.domain_type, a.reason
-        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-        rec.thp_enabled = thp.read_text().strip() if thp.exists() else "absent"
+        if THP.exists() and spec.thp != "keep":
+            before = thp_selected(THP.read_text())
+            if before != spec.thp:
+                rec.thp_restore = before
+                save()
+                THP.write_text(spec.thp)
+        rec.thp_enabled = THP.read_text().strip() if THP.exists() else "absent"
         save()
         progress.info(f"using {a.name.upper()}: {a.reason}")
         progress.info(f"host THP mode: {rec.thp_enabled}")
@@ -213,6 +230,9 @@ def down(layout: Layout, progress: Progress) -> bool:
     for d in reversed(rec.daemons):
         daemon = daemons.Daemon(str(d["name"]), int(d["pid"]), int(d["start_ticks"]))
         attempt(f"stop {daemon.name} (pid {daemon.pid})", lambda dm=daemon: daemons.stop(dm))
+    if rec.thp_restore:
+        attempt(f"THP mode back to {rec.thp_restore}",
+                lambda: THP.write_text(rec.thp_restore))
     if rec.kvm_perms is not None:
         p = KvmPerms(**rec.kvm_perms)
 

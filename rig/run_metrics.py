@@ -7,6 +7,7 @@ Raw files of a run directory (written by rig.bench):
   timing.json                   {"elapsed_s": workload wall time, "clk_tck": ...}
   samples.jsonl                 host usage, swap and balloons once a second
   timeline.jsonl                the daemon's inputs and commands (modes with a daemon)
+  autoballoond.stat             /proc/<daemon pid>/stat at the end of the workload
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
             oom_kills=oom if oom is not None else run.dmesg_oom_kills))
         metrics[f"{vm}.guest.failed_steps"] = run.failed_steps
     metrics.update(_sampled(run_dir, vms))
+    daemon_stat = run_dir / "autoballoond.stat"
+    if daemon_stat.exists():  # the daemon's own CPU over its life (it starts with the run)
+        st = procstat.parse_proc_stat(daemon_stat.read_text())
+        metrics["daemon.cpu_s"] = round((st.utime_ticks + st.stime_ticks) / clk_tck, 2)
     timeline = run_dir / "timeline.jsonl"
     if timeline.exists():
         records = [json.loads(line) for line in timeline.read_text().splitlines() if line]

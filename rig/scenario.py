@@ -27,6 +27,11 @@ class HostSpec:
     #   within-swap  sum(VM memory) <= RAM + swap (the default: overcommit backed by swap)
     #   unlimited    no check
     overcommit: str = "within-swap"
+    # The host's transparent huge page mode during the run: "keep" leaves it alone;
+    # "never" / "madvise" / "always" set it (restored on `host down`). QEMU asks for THP
+    # on guest RAM, and a ballooned 4 KiB page inside a huge page is only freed when the
+    # kernel gets round to splitting it, so THP changes what ballooning can give back.
+    thp: str = "keep"
 
 
 GUEST_DRIVERS = ("patched", "stock", "test")
@@ -85,6 +90,17 @@ class Bench:
 
 
 @dataclass(frozen=True)
+class Reproduction:
+    """What a mode must achieve against a baseline for the result to count as reproduced."""
+
+    baseline: str = "vanilla"
+    mode: str = "auto"
+    min_swap_out_ratio: float = 5.0  # baseline host swap-out / mode's, at least
+    max_oom_kills: int = 0  # per VM, mean over runs
+    max_records_loss_pct: float = 10.0  # ebizzy total records may drop at most this much
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -92,6 +108,7 @@ class Scenario:
     vms: tuple[VmSpec, ...]
     workload: Workload | None = None
     bench: Bench = field(default_factory=Bench)
+    reproduction: Reproduction | None = None
 
     def vm(self, name: str) -> VmSpec:
         for v in self.vms:
@@ -101,11 +118,14 @@ class Scenario:
         raise UsageError(f"scenario {self.name} has no VM {name!r} (it has: {known})")
 
 
-_TOP_KEYS = {"host", "vm", "workload", "bench"}
+_TOP_KEYS = {"host", "vm", "workload", "bench", "reproduction"}
+_REPRO_KEYS = {"baseline", "mode", "min_swap_out_ratio", "max_oom_kills",
+               "max_records_loss_pct"}
 _WORKLOAD_KEYS = {"chunk_bytes", "step_s", "threads", "schedule"}
 _SCHEDULE_KEYS = {"vm", "start_s", "chunks"}
 _BENCH_KEYS = {"runs", "modes"}
-_HOST_KEYS = {"ram_mib", "swap_mib", "overcommit"}
+_HOST_KEYS = {"ram_mib", "swap_mib", "overcommit", "thp"}
+THP_MODES = ("keep", "never", "madvise", "always")
 _VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver"}
 
 
@@ -155,7 +175,11 @@ def parse(text: str, name: str) -> Scenario:
         raise UsageError(
             f"{where} [host]: overcommit must be one of {', '.join(OVERCOMMIT_POLICIES)}"
         )
+    thp = host_t.get("thp", HostSpec.thp)
+    if thp not in THP_MODES:
+        raise UsageError(f"{where} [host]: thp must be one of {', '.join(THP_MODES)}")
     host = HostSpec(
+        thp=thp,
         ram_mib=_int(f"{where} [host]", host_t, "ram_mib", HostSpec.ram_mib, 256, 1 << 20),
         swap_mib=_int(f"{where} [host]", host_t, "swap_mib", HostSpec.swap_mib, 0, 1 << 20),
         overcommit=overcommit,
@@ -192,7 +216,8 @@ def parse(text: str, name: str) -> Scenario:
         ))
     workload = _workload(where, data.get("workload"), vms)
     scenario = Scenario(name, description, host, tuple(vms), workload,
-                        _bench(where, data.get("bench", {})))
+                        _bench(where, data.get("bench", {})),
+                        _reproduction(where, data.get("reproduction")))
     check_fits(scenario)
     return scenario
 
@@ -260,6 +285,34 @@ def _bench(where: str, value: object) -> Bench:
     if len(set(modes)) != len(modes):
         raise UsageError(f"{bw}: modes lists a mode twice")
     return Bench(runs=_int(bw, t, "runs", Bench.runs, 1, 100), modes=tuple(modes))
+
+
+def _number(where: str, t: dict[str, Any], key: str, default: float, lo: float,
+            hi: float) -> float:
+    value = t.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise UsageError(f"{where}: {key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def _reproduction(where: str, value: object) -> Reproduction | None:
+    if value is None:
+        return None
+    rw = f"{where} [reproduction]"
+    t = _table(rw, value)
+    _reject_unknown(rw, t, _REPRO_KEYS)
+    d = Reproduction()
+    baseline, mode = t.get("baseline", d.baseline), t.get("mode", d.mode)
+    if baseline not in MODES or mode not in MODES or baseline == mode:
+        raise UsageError(f"{rw}: baseline and mode must be two different modes of "
+                         f"{', '.join(MODES)}")
+    return Reproduction(
+        baseline=baseline, mode=mode,
+        min_swap_out_ratio=_number(rw, t, "min_swap_out_ratio", d.min_swap_out_ratio, 1, 1e6),
+        max_oom_kills=_int(rw, t, "max_oom_kills", d.max_oom_kills, 0, 1000),
+        max_records_loss_pct=_number(rw, t, "max_records_loss_pct", d.max_records_loss_pct,
+                                     0, 100),
+    )
 
 
 def check_mode(mode: str) -> str:

@@ -52,19 +52,32 @@ def vm_names(summaries: Sequence[dict[str, Any]]) -> list[str]:
     return names
 
 
-def host_table(summaries: Sequence[dict[str, Any]]) -> str:
-    rows = [[s["mode"], str(s["runs"]), fmt(_mean(s, "host.swap_in"), 0),
+HOST_HEADERS = ("mode", "runs", "host swap in", "host swap out")
+VM_HEADERS = ("mode", "VM", *(h for h, _, _ in VM_COLUMNS))
+
+
+def host_rows(summaries: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Rows under HOST_HEADERS: one per mode, means over its runs."""
+    return [[s["mode"], str(s["runs"]), fmt(_mean(s, "host.swap_in"), 0),
              fmt(_mean(s, "host.swap_out"), 0)] for s in summaries]
-    return markdown(["mode", "runs", "host swap in", "host swap out"], rows)
 
 
-def vm_table(summaries: Sequence[dict[str, Any]]) -> str:
+def vm_rows(summaries: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Rows under VM_HEADERS: one per mode and VM, means over the mode's runs."""
     rows = []
     for s in summaries:
         for vm in vm_names([s]):
             rows.append([s["mode"], vm, *(fmt(_mean(s, f"{vm}.{suffix}"), d)
                                            for _, suffix, d in VM_COLUMNS)])
-    return markdown(["mode", "VM", *(h for h, _, _ in VM_COLUMNS)], rows)
+    return rows
+
+
+def host_table(summaries: Sequence[dict[str, Any]]) -> str:
+    return markdown(HOST_HEADERS, host_rows(summaries))
+
+
+def vm_table(summaries: Sequence[dict[str, Any]]) -> str:
+    return markdown(VM_HEADERS, vm_rows(summaries))
 
 
 def rfc_tables(summaries: Sequence[dict[str, Any]]) -> str:

@@ -120,3 +120,12 @@ def test_qmp_event_details():
     assert decode_details('{"actual": 5}') == {"actual": 5}
     assert decode_details({"a": 1}) == {"a": 1}
     assert decode_details("3") == {"value": 3}
+
+
+def test_thp_selected_mode():
+    from rig.host import thp_selected
+
+    assert thp_selected("always [madvise] never\n") == "madvise"
+    assert thp_selected("[never] always madvise") == "never"
+    with pytest.raises(RigError, match="cannot read the THP mode"):
+        thp_selected("garbage")

@@ -147,3 +147,11 @@ def test_shipped_benchmark_scenarios():
     assert [v.memory_mib for v in seed.vms] == [1331, 1331] and seed.host.ram_mib == 2048
     assert seed.workload.schedule("vm-up").chunks == (224, 424, 624, 824, 1024)
     assert len(seed.bench.modes) == 5 and seed.bench.runs == 3
+
+
+def test_host_thp_mode():
+    assert parse(GOOD, "t").host.thp == "keep"
+    assert parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "never"'),
+                 "t").host.thp == "never"
+    with pytest.raises(UsageError, match="thp must be one of"):
+        parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "sometimes"'), "t")

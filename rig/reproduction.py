@@ -1,0 +1,68 @@
+"""Does a benchmark still reproduce the RFC's result? (pure: summaries in, verdicts out)
+
+The thresholds live in the scenario's [reproduction] table (rig/scenarios/quick.toml says
+why each has its value); CI runs `rig bench quick --check` and fails on any FAIL line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rig.scenario import Reproduction
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
+
+
+def _mean(summary: dict[str, Any], name: str) -> float | None:
+    m = summary.get("metrics", {}).get(name)
+    return None if m is None else float(m["mean"])
+
+
+def _vms(summary: dict[str, Any]) -> list[str]:
+    return sorted({k.split(".")[0] for k in summary.get("metrics", {})
+                   if k.endswith(".guest.records_total")})
+
+
+def check(spec: Reproduction, summaries: dict[str, dict[str, Any]]) -> list[Verdict]:
+    base, mode = summaries.get(spec.baseline), summaries.get(spec.mode)
+    if base is None or mode is None:
+        missing = spec.baseline if base is None else spec.mode
+        return [Verdict("modes", False, f"no results for {missing}: run both "
+                                        f"{spec.baseline} and {spec.mode}")]
+    out = [Verdict("complete", bool(base["complete"] and mode["complete"]),
+                   f"{spec.baseline} {base['runs']} run(s), {spec.mode} {mode['runs']} "
+                   "run(s), all complete" if base["complete"] and mode["complete"]
+                   else "a run is incomplete: its numbers cannot be trusted")]
+    b_out, m_out = _mean(base, "host.swap_out"), _mean(mode, "host.swap_out")
+    if b_out is None or m_out is None:
+        out.append(Verdict("host swap-out", False, "host.swap_out missing"))
+    else:
+        ratio = b_out / max(m_out, 1.0)
+        out.append(Verdict(
+            "host swap-out", ratio >= spec.min_swap_out_ratio,
+            f"{spec.baseline} {b_out:,.0f} / {spec.mode} {m_out:,.0f} pages = {ratio:.1f}x "
+            f"(needs >= {spec.min_swap_out_ratio:g}x)"))
+    ooms = {vm: _mean(mode, f"{vm}.guest.oom_kills") or 0.0 for vm in _vms(mode)}
+    worst = max(ooms.values(), default=0.0)
+    out.append(Verdict("guest OOM kills", worst <= spec.max_oom_kills,
+                       ", ".join(f"{vm} {v:g}" for vm, v in ooms.items())
+                       + f" (mean per run; allowed {spec.max_oom_kills})"))
+    for vm in _vms(base):
+        b, m = _mean(base, f"{vm}.guest.records_total"), _mean(mode, f"{vm}.guest.records_total")
+        if b is None or m is None or b <= 0:
+            out.append(Verdict(f"{vm} records", False, "records_total missing"))
+            continue
+        change = (m - b) / b * 100
+        out.append(Verdict(f"{vm} ebizzy records", change >= -spec.max_records_loss_pct,
+                           f"{spec.mode} {m:,.0f} vs {spec.baseline} {b:,.0f} records/s "
+                           f"({change:+.1f} %, allowed -{spec.max_records_loss_pct:g} %)"))
+    return out

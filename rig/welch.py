@@ -1,0 +1,140 @@
+"""Welch's two-sample t-test, from scratch (pure; the standard library only).
+
+Used by reports to say whether a difference between two modes' runs is significant.
+The Student t CDF comes from the regularized incomplete beta function, evaluated with
+its continued fraction (modified Lentz), the way Numerical Recipes does it:
+
+    two-sided p = I_x(df/2, 1/2)  with  x = df / (df + t^2)
+
+Means and variances are computed exactly (fractions) before the one rounding to float,
+so a constant sample has a variance of exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+Number = int | float
+
+_TINY = 1e-300
+_EPS = 1e-15
+_MAX_ITERATIONS = 500
+
+
+def _exact(xs: Sequence[Number]) -> list[Fraction]:
+    out = []
+    for x in xs:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ValueError(f"not a finite number: {x!r}")
+        out.append(Fraction(x))
+    return out
+
+
+def mean(xs: Sequence[Number]) -> float:
+    """Arithmetic mean (correctly rounded); ValueError for an empty sample."""
+    if not xs:
+        raise ValueError("mean of an empty sample")
+    fs = _exact(xs)
+    return float(sum(fs) / len(fs))
+
+
+def variance(xs: Sequence[Number]) -> float:
+    """Sample variance (n - 1 denominator); ValueError with fewer than 2 values."""
+    if len(xs) < 2:
+        raise ValueError(f"sample variance needs at least 2 values, got {len(xs)}")
+    fs = _exact(xs)
+    m = sum(fs) / len(fs)
+    return float(sum((f - m) ** 2 for f in fs) / (len(fs) - 1))
+
+
+def stdev(xs: Sequence[Number]) -> float:
+    """Sample standard deviation (n - 1 denominator); ValueError with fewer than 2 values."""
+    return math.sqrt(variance(xs))
+
+
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """The continued fraction of I_x(a, b) (converges fast for x < (a+1)/(a+b+2))."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, _MAX_ITERATIONS + 1):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > _TINY else _TINY)
+            c = 1.0 + aa / c
+            c = c if abs(c) > _TINY else _TINY
+            delta = d * c
+            h *= delta
+        if abs(delta - 1.0) < _EPS:
+            return h
+    raise ArithmeticError(f"incomplete beta I_{x}({a}, {b}): continued fraction did not "
+                          "converge")
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1."""
+    if not (a > 0 and b > 0):
+        raise ValueError(f"incomplete beta needs a, b > 0, got a={a}, b={b}")
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"incomplete beta needs 0 <= x <= 1, got {x}")
+    if x == 0.0 or x == 1.0:
+        return x
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_cf(a, b, x) / a
+    return 1.0 - front * _beta_cf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with df > 0 degrees of freedom (df may be fractional)."""
+    if not df > 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if math.isinf(t):
+        return 0.0
+    return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with df > 0 degrees of freedom."""
+    tail = t_two_sided_p(t, df) / 2.0
+    return 1.0 - tail if t > 0 else tail
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """t = (mean(a) - mean(b)) / se; df by Welch-Satterthwaite; p two-sided."""
+
+    t: float
+    df: float
+    p: float
+    mean_a: float
+    mean_b: float
+
+
+def welch(a: Sequence[Number], b: Sequence[Number]) -> WelchResult | None:
+    """Welch's t-test of a against b; None ("n/a") when it cannot be computed: either side
+    has fewer than 2 values, or both have zero variance and different means (t would be
+    infinite on no evidence of spread). Two constant samples with the same mean are no
+    difference at all: t = 0, p = 1 (df then is n_a + n_b - 2)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    na, nb = len(a), len(b)
+    ma, mb = mean(a), mean(b)
+    sa, sb = variance(a) / na, variance(b) / nb
+    se2 = sa + sb
+    if se2 == 0.0:
+        if ma == mb:
+            return WelchResult(0.0, float(na + nb - 2), 1.0, ma, mb)
+        return None
+    t = (ma - mb) / math.sqrt(se2)
+    df = se2 * se2 / (sa * sa / (na - 1) + sb * sb / (nb - 1))
+    return WelchResult(t, df, t_two_sided_p(t, df), ma, mb)

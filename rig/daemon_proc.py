@@ -7,10 +7,13 @@ and read its JSONL timeline afterwards.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ from autoballoon.control import request
 
 from rig.domain_xml import RIG_NS
 from rig.errors import RigError
+
+_SOCKETS = itertools.count(1)
 
 
 def read_timeline(path: Path) -> list[dict[str, Any]]:
@@ -53,10 +58,10 @@ class DaemonProcess:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[str] | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.workdir / "autoballoond.sock"
+    # A unix socket path must fit in 108 bytes and results directories can be deep, so
+    # the control socket lives in the temporary directory under a unique short name.
+    socket: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / (
+        f"autoballoond-{os.getpid()}-{next(_SOCKETS)}.sock"))
 
     @property
     def timeline(self) -> Path:
@@ -114,6 +119,7 @@ class DaemonProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        self.socket.unlink(missing_ok=True)  # the daemon removes it; a killed one cannot
         return None if self.proc is None else self.proc.returncode
 
     def __enter__(self) -> DaemonProcess:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_REQUEST = 4096
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with the terminating NUL
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -37,6 +38,10 @@ class ControlServer:
         self.sock: socket.socket | None = None
 
     def start(self) -> None:
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise OSError(f"control socket path {self.path} is longer than "
+                          f"{MAX_SOCKET_PATH} bytes (a unix socket limit): choose a shorter "
+                          "control_socket")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

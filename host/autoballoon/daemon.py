@@ -410,7 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server = ControlServer(Path(config.control_socket), daemon.control)
-    server.start()
+    try:
+        server.start()
+    except OSError as e:
+        print(f"autoballoond: cannot serve the control socket: {e}", file=sys.stderr)
+        if out is not None:
+            out.close()
+        return 2
     log.info("managing %s with policy %s", config.uri, config.policy)
     try:
         daemon.run()

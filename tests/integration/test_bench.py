@@ -63,8 +63,9 @@ def test_a_run_writes_raw_files_and_summaries(layout, stack, daemons_before, mod
                                               tmp_path: Path):
     sc = scenario.parse(TINY, "tiny")
     ctx = bench.BenchContext(layout, stack, sc, TINY, Progress(), command="test")
-    summary = bench.run_mode(ctx, mode, 1, tmp_path / mode)
-    run = tmp_path / mode / "run-1"
+    mode_dir = tmp_path / "tiny" / "20260101T000000" / mode  # results/<scenario>/<stamp>/
+    summary = bench.run_mode(ctx, mode, 1, mode_dir)
+    run = mode_dir / "run-1"
     assert summary["complete"] is True and summary["runs"] == 1
     assert results.run_state(run) == "complete"
     m = {k: v["mean"] for k, v in summary["metrics"].items()}

@@ -72,3 +72,12 @@ def test_assignment_syntax():
     with pytest.raises(ConfigError, match="not NAME=VALUE"):
         parse_assignments(["step_mib"])
     assert parse_assignments(["level=low"]) == {"level": "low"}
+
+
+def test_a_too_long_control_socket_path_is_one_clear_error(tmp_path):
+    from pathlib import Path
+
+    from autoballoon.control import ControlServer
+
+    with pytest.raises(OSError, match="longer than 107 bytes"):
+        ControlServer(Path("/tmp") / ("x" * 120), lambda r: r).start()

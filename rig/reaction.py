@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoballoon.daemon import DaemonConfig
+
 from rig import host, scenario, vm
 from rig.bootstrap import Stack, image_for
 from rig.daemon_proc import DaemonProcess, wait_for
@@ -49,7 +51,7 @@ PRESSURE_MSG = r"\001\000\010\000\000\000\000\000\001\000\000\000\001\000\000\00
 INJECT = ("for d in /sys/kernel/debug/virtio*/; do [ -e $d/msg_inject ] && "
           f"printf '{PRESSURE_MSG}' > $d/msg_inject && exit 0; done; exit 1")
 SQUEEZE_MIB = 16  # enough reclaim for vmpressure's 512-page window
-PRESSURE_MIN_INTERVAL_S = 1.0  # the daemon's default
+PRESSURE_MIN_INTERVAL_S = DaemonConfig.pressure_min_interval_s  # the daemon's default
 
 
 @dataclass(frozen=True)

@@ -24,21 +24,14 @@ from autoballoon.control import request
 
 from rig.domain_xml import RIG_NS
 from rig.errors import RigError
+from rig.results import read_jsonl
 
 _SOCKETS = itertools.count(1)
 
 
 def read_timeline(path: Path) -> list[dict[str, Any]]:
     """The timeline's records so far (a partial last line is not a record yet)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    return read_jsonl(path)
 
 
 def toml_value(value: object) -> str:

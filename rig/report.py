@@ -658,20 +658,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()
-    out = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines):
-                raise RigError(f"{path}:{i}: not a JSON line") from None
-            # a last line cut short by an interrupted run: ignored
-    return out
+    try:
+        return results.read_jsonl(path)
+    except ValueError as e:
+        raise RigError(str(e)) from None
 
 
 def _is_mode_dir(d: Path) -> bool:

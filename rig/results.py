@@ -316,3 +316,22 @@ def write_mode_summary(d: Path) -> dict[str, Any]:
     summary = aggregate(runs)
     write_json_atomic(d / SUMMARY, summary)
     return summary
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines file's records ([] if it does not exist). A last line cut short (the
+    writer is still running, or was interrupted) is not a record yet; a bad line
+    elsewhere is an error."""
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines):
+                raise ValueError(f"{path}:{i}: not a JSON line") from None
+    return out

@@ -64,7 +64,7 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
         metrics["daemon.cpu_s"] = round((st.utime_ticks + st.stime_ticks) / clk_tck, 2)
     timeline = run_dir / "timeline.jsonl"
     if timeline.exists():
-        records = [json.loads(line) for line in timeline.read_text().splitlines() if line]
+        records = results.read_jsonl(timeline)
         metrics["daemon.commands"] = sum(r.get("kind") == "command" for r in records)
         metrics["daemon.host_pressure_events"] = sum(
             r.get("event") == "HostPressure" for r in records)
@@ -74,9 +74,7 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
 
 
 def _sampled(run_dir: Path, vms: Sequence[str]) -> Metrics:
-    path = run_dir / "samples.jsonl"
-    samples = [json.loads(line) for line in path.read_text().splitlines()
-               if line] if path.exists() else []
+    samples = results.read_jsonl(run_dir / "samples.jsonl")
     if not samples:
         return {}
     out: Metrics = {"host.peak_usage_mib": max(s["host_usage_mib"] for s in samples),

@@ -354,3 +354,15 @@ def test_load_mode_of_nothing(tmp_path: Path):
     assert load_mode(tmp_path / "quick" / "stamp" / "auto") == []
     with pytest.raises(ValueError, match="no run-<n>"):
         write_mode_summary(tmp_path / "quick" / "stamp" / "auto")
+
+
+def test_read_jsonl_skips_a_cut_last_line_only(tmp_path):
+    from rig.results import read_jsonl
+
+    f = tmp_path / "t.jsonl"
+    assert read_jsonl(f) == []
+    f.write_text('{"a": 1}\n\n{"b": 2}\n{"c": ')
+    assert read_jsonl(f) == [{"a": 1}, {"b": 2}]
+    f.write_text('{"a": 1}\nnot json\n{"b": 2}\n')
+    with pytest.raises(ValueError, match="t.jsonl:2: not a JSON line"):
+        read_jsonl(f)

@@ -250,7 +250,7 @@ def _install_ebizzy(recs: dict[str, vm.VmRecord], binary: Path) -> str:
     data = binary.read_bytes()
     for rec in recs.values():
         status = vm.ssh_stream(rec, f"cat > {target} && chmod +x {target}", lambda _l: None,
-                               timeout_s=60, stdin=data.decode("latin-1"))
+                               timeout_s=60, stdin=data)
         if status != 0:
             raise RigError(f"{rec.name}: could not copy {binary} into the guest")
     return target

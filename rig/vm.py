@@ -241,9 +241,10 @@ def ssh_exec(rec: VmRecord, command: str, timeout_s: float = 60.0) -> ExecResult
 
 
 def ssh_stream(rec: VmRecord, command: str, on_line: Callable[[str], None],
-               timeout_s: float, stdin: str = "") -> int:
+               timeout_s: float, stdin: str | bytes = b"") -> int:
     """Run `command` over SSH, handing each stdout line to `on_line` as it arrives
-    (stderr is merged); its exit status. `timeout_s` bounds the silence between lines."""
+    (stderr is merged); its exit status. `timeout_s` bounds the silence between lines.
+    `stdin` is sent first (bytes as they are, text as UTF-8), then closed."""
     client = _client(rec, min(timeout_s, 15.0))
     try:
         chan_in, stdout, _stderr = client.exec_command(command, timeout=timeout_s)

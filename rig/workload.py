@@ -4,6 +4,7 @@ schedule, and the parse of what that script prints.
 The script writes everything the host needs to its stdout, framed by `@@` lines, so one
 SSH channel per VM carries live progress and the raw results:
 
+    @@binary PATH                 (the workload program this run uses)
     @@vmstat start / ... /proc/vmstat ... / @@end
     @@step 1 start 512            (ebizzy run 1 starts with 512 chunks)
     @@out 1 / ... ebizzy output ... / @@end 1 0   (its output, then its exit status)
@@ -29,7 +30,7 @@ def guest_script(workload: Workload, schedule: Schedule, binary: str = GUEST_EBI
     args = f"-s {workload.chunk_bytes} -S {workload.step_s} -t {workload.threads}"
     lines = [
         f"B={q(binary)}; D={RUN_DIR}",
-        'rm -rf "$D"; mkdir -p "$D"',
+        'rm -rf "$D"; mkdir -p "$D"; echo "@@binary $B"',
         'echo "@@vmstat start"; cat /proc/vmstat; echo "@@end"',
         f"sleep {schedule.start_s:g}",
         "i=0",

@@ -90,6 +90,23 @@ def test_a_run_writes_raw_files_and_summaries(layout, stack, daemons_before, mod
     assert leftovers(layout, daemons_before) == []
 
 
+def test_a_user_supplied_ebizzy_binary_runs_instead_of_ours(layout, stack, tmp_path: Path):
+    """--ebizzy: the binary is copied into each guest byte for byte and run there (here a
+    copy of our own static build stands in for a real ebizzy)."""
+    theirs = tmp_path / "ebizzy"
+    theirs.write_bytes((stack.tools / "ebizzy").read_bytes())
+    sc = scenario.parse(TINY, "tiny")
+    ctx = bench.BenchContext(layout, stack, sc, TINY, Progress(), command="test", ebizzy=theirs)
+    mode_dir = tmp_path / "tiny" / "20260101T000000" / "vanilla"
+    summary = bench.run_mode(ctx, "vanilla", 1, mode_dir)
+    assert summary["complete"] is True
+    assert summary["metrics"]["vm-b.guest.records_total"]["mean"] > 0
+    stream = (mode_dir / "run-1" / "vm-a.stream.txt").read_text()
+    assert "@@binary /tmp/ebizzy.user\n" in stream and "@@done" in stream
+    env = json.loads((mode_dir / "run-1" / "env.json").read_text())
+    assert env["workload"] == f"ebizzy binary {theirs}"
+
+
 def test_an_interrupted_run_is_marked_incomplete(layout, stack, daemons_before,
                                                  tmp_path: Path):
     path = tmp_path / "tiny.toml"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from rig import daemons, swap
 from rig.domain_xml import DOMAIN_PREFIX
-from rig.layout import Layout
+from rig.layout import REPO_ROOT, Layout
 from rig.progress import Progress
 
 PARTITION_DIR = "autoballoon.partition"
@@ -71,3 +75,36 @@ def leftovers(layout: Layout, daemons_before: dict[str, int | None]) -> list[str
     if (layout.state / "vms").exists():
         found += [f"vm dir {p}" for p in (layout.state / "vms").iterdir()]
     return found
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float) -> list[str]:
+    seen: list[str] = []
+    end = time.monotonic() + timeout_s
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if line:
+            seen.append(line)
+            if needle in line:
+                return seen
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.1)
+    pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)}")
+
+
+def interrupt_rig(args: list[str], after: str, sig: int = signal.SIGINT,
+                  timeout_s: float = 180) -> int:
+    """Run `rig ARGS`, send `sig` once its stderr shows `after`; its exit status."""
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", *args], cwd=REPO_ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(proc, after, timeout_s)
+        proc.send_signal(sig)
+        return proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

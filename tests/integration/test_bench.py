@@ -5,19 +5,14 @@ marked incomplete and leaves nothing behind."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rig import bench, results, run_metrics, scenario
-from rig.layout import REPO_ROOT
 from rig.progress import Progress
 
-from .conftest import leftovers
-from .test_smoke import _wait_for_line
+from .conftest import interrupt_rig, leftovers
 
 pytestmark = pytest.mark.vm
 
@@ -111,18 +106,8 @@ def test_an_interrupted_run_is_marked_incomplete(layout, stack, daemons_before,
                                                  tmp_path: Path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rig.cli", "run", str(path), "--mode", "vanilla",
-         "--results", str(tmp_path / "results")],
-        cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        _wait_for_line(proc, "==> workload", 180)
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    rc = interrupt_rig(["run", str(path), "--mode", "vanilla",
+                        "--results", str(tmp_path / "results")], "==> workload")
     assert rc == 130
     [run] = (tmp_path / "results" / "tiny").glob("*/vanilla/run-1")
     assert results.run_state(run) == "incomplete"

@@ -302,13 +302,13 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                         daemon = DaemonProcess(out, policy, str(memcg), params=ctx.policy_params,
                                                extra_args=ctx.daemon_args).start(
                             expect_vms=len(recs))
-                complete, metrics = _measure(ctx, out, recs, memcg, binary)
+                _measure(ctx, out, recs, memcg, binary)
                 if daemon is not None:
                     if daemon.proc is not None and daemon.proc.poll() is None:
                         (out / "autoballoond.stat").write_text(
                             Path(f"/proc/{daemon.proc.pid}/stat").read_text())
-                    daemon.stop()
-                    complete, metrics = run_metrics.compute(out, names)
+                    daemon.stop()  # its timeline is complete from here on
+                complete, metrics = run_metrics.compute(out, names)
             finally:
                 if daemon is not None:
                     daemon.stop()
@@ -326,7 +326,8 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
 
 
 def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: Path,
-             binary: str | None) -> tuple[bool, dict[str, float | int]]:
+             binary: str | None) -> None:
+    """Run the workload and write the run's raw files (run_metrics reads them)."""
     sc = ctx.scenario
     assert sc.workload is not None
     w = sc.workload
@@ -376,7 +377,6 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
             ctx.progress.info(f"{name}: workload stream failed: {st.error}")
         for step in st.run.steps:
             (out / f"{name}.ebizzy-{step.n}.txt").write_text(step.output)
-    return run_metrics.compute(out, list(recs))
 
 
 def run_mode(ctx: BenchContext, mode: str, runs: int, mode_dir: Path

@@ -17,7 +17,7 @@ from rig.layout import Layout
 from rig.progress import Progress
 
 if TYPE_CHECKING:
-    from rig.vm import VmRecord
+    from rig.vm.domains import VmRecord
 
 DEFAULT_SCENARIO = "smoke"
 BENCH_SCENARIO = "quick"
@@ -130,7 +130,7 @@ def _command(rest: list[str]) -> str:
 
 def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     if args.cmd == "bootstrap":
-        from rig.bootstrap import bootstrap
+        from rig.build.bootstrap import bootstrap
 
         start = time.monotonic()
         stack = bootstrap(layout, progress)
@@ -140,14 +140,14 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return 0
 
     if args.cmd == "image":
-        from rig.bootstrap import build_image
+        from rig.build.bootstrap import build_image
 
         image = build_image(layout, progress)
         print(f"guest image {image.key}: {image.dir}")
         return 0
 
     if args.cmd == "host":
-        from rig import host
+        from rig.host import lifecycle as host
 
         require_root("rig host", os.geteuid())
         if args.host_cmd == "up":
@@ -172,7 +172,7 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return _vm(args, layout, progress)
 
     if args.cmd == "qemu-tests":
-        from rig.qemu_tests import run_qemu_tests, table
+        from rig.build.qemu_tests import run_qemu_tests, table
 
         require_root("rig qemu-tests", os.geteuid())
         results = run_qemu_tests(layout, progress)
@@ -187,8 +187,8 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return _bench(args, layout, progress)
 
     if args.cmd == "reaction":
-        from rig.bootstrap import bootstrap
-        from rig.reaction import measure
+        from rig.bench.reaction import measure
+        from rig.build.bootstrap import bootstrap
 
         require_root("rig reaction", os.geteuid())
         if args.rounds < 1:
@@ -202,8 +202,8 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return 0
 
     if args.cmd == "smoke":
-        from rig.bootstrap import bootstrap
-        from rig.smoke import run_smoke, write_result
+        from rig.bench.smoke import run_smoke, write_result
+        from rig.build.bootstrap import bootstrap
 
         sc = scenario_mod.load(args.scenario, layout.scenarios)
         require_root("rig smoke", os.geteuid())
@@ -222,7 +222,7 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
         return 0 if result.ok else 1
 
     if args.cmd == "report":
-        from rig.report import write_report
+        from rig.report.report import write_report
 
         md = write_report(args.results_dir, args.baseline)
         print(f"report: {md} and {md.with_suffix('.html')}")
@@ -233,8 +233,9 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
 def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     from autoballoon.daemon import ConfigError, parse_assignments
 
-    from rig import bench, tables
-    from rig.bootstrap import bootstrap
+    from rig.bench import runner as bench
+    from rig.build.bootstrap import bootstrap
+    from rig.report import tables
 
     sc = scenario_mod.load(args.scenario, layout.scenarios)
     if sc.workload is None:
@@ -269,12 +270,12 @@ def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
           + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else ""))
     failed = False
     if args.cmd == "bench":
-        from rig.report import write_report
+        from rig.report.report import write_report
 
         report = write_report(root)
         print(f"report: {report} and {report.with_suffix('.html')}")
         if args.check:
-            from rig.reproduction import check
+            from rig.bench.reproduction import check
 
             if sc.reproduction is None:
                 raise UsageError(f"scenario {sc.name} has no [reproduction] table to check")
@@ -288,11 +289,11 @@ def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
 
 
 def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
-    from rig import vm
+    from rig.vm import domains as vm
     require_root("rig vm", os.geteuid())
     if args.vm_cmd == "up":
-        from rig.bootstrap import bootstrap, image_for
-        from rig.host import HostRecord
+        from rig.build.bootstrap import bootstrap, image_for
+        from rig.host.lifecycle import HostRecord
 
         sc = scenario_mod.load(args.scenario, layout.scenarios)
         spec = sc.vm(args.name)
@@ -355,8 +356,8 @@ def _vm(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
 def _watch(rec: VmRecord, args: argparse.Namespace) -> int:
     import json
 
-    from rig import vm
-    from rig.qmp_events import EventWatcher
+    from rig.vm import domains as vm
+    from rig.vm.qmp_events import EventWatcher
 
     event = None if args.event == "all" else args.event
     deadline = None if args.timeout is None else time.monotonic() + args.timeout

@@ -31,9 +31,22 @@ import libvirt
 
 from autoballoon import host_memory
 from autoballoon import libvirt_adapter as la
-from autoballoon import model as m
 from autoballoon.control import ControlServer
+from autoballoon.events import (
+    BalloonActual,
+    BalloonCommand,
+    GuestStats,
+    HostMemory,
+    HostPressure,
+    ManualTarget,
+    SetEnabled,
+    Tick,
+    VmAdded,
+    VmInfo,
+    VmRemoved,
+)
 from autoballoon.manual import ManualDetector
+from autoballoon.model import Model, SetPolicy
 from autoballoon.policies import POLICIES, PolicyParamError, make_policy, policy_params
 from autoballoon.pressure import PressureSource, PressureSourceError
 from autoballoon.pressure_config import PressureConfig, PressureConfigError
@@ -132,7 +145,7 @@ def _event_fields(ev: object) -> dict[str, Any]:
         return {"event": type(ev).__name__}
     d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}
     d.pop("policy", None)
-    if "vm" in d and isinstance(d["vm"], m.VmInfo):
+    if "vm" in d and isinstance(d["vm"], VmInfo):
         d["vm"] = dataclasses.asdict(d["vm"])
     return {"event": type(ev).__name__, **d}
 
@@ -148,7 +161,7 @@ class Daemon:
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.model = m.Model(make_policy(self.config.policy, self.config.policy_params))
+        self.model = Model(make_policy(self.config.policy, self.config.policy_params))
         self.policy_name = self.config.policy
         self.adapter = la.LibvirtAdapter(
             self.config.uri,
@@ -177,7 +190,7 @@ class Daemon:
                 now = self.clock()
                 if now >= next_tick:
                     next_tick = now + self.config.tick_s
-                    self.put(m.Tick(now))
+                    self.put(Tick(now))
                 if now >= next_stats and self.adapter.connected:
                     next_stats = now + self.config.stats_period_s
                     self._poll_stats(now)
@@ -193,7 +206,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.put(m.Tick(self.clock()))
+        self.put(Tick(self.clock()))
 
     def _start_pressure(self) -> PressureSource | None:
         pc = self.config.pressure_config()
@@ -209,7 +222,7 @@ class Daemon:
         """Feed host pressure to the queue; reopen the source if its cgroup went away."""
         while not self.stopping.is_set():
             try:
-                source.run(lambda e: self.put(m.HostPressure(e.t, e.level)))  # type: ignore[arg-type]
+                source.run(lambda e: self.put(HostPressure(e.t, e.level)))  # type: ignore[arg-type]
                 return  # stopped
             except PressureSourceError as e:
                 self.timeline.write("pressure", state="lost", error=str(e))
@@ -237,7 +250,7 @@ class Daemon:
         live = {u.vm for u in ups}
         for name in list(self.model.vms):
             if name not in live:
-                self._handle(m.VmRemoved(self.clock(), name))
+                self._handle(VmRemoved(self.clock(), name))
         self.timeline.write("libvirt", state="connected", domains=sorted(live))
 
     def _host_memcg(self) -> Path | None:
@@ -249,7 +262,7 @@ class Daemon:
     def _poll_stats(self, now: float) -> None:
         try:
             free, total = host_memory.read(self._host_memcg())
-            self._handle(m.HostMemory(now, free, total))
+            self._handle(HostMemory(now, free, total))
         except (OSError, ValueError) as e:
             log.warning("host memory unreadable: %s", e)
         for name in list(self.model.vms):
@@ -257,7 +270,7 @@ class Daemon:
                 stats = self.adapter.memory_stats(name)
             except libvirt.libvirtError:
                 continue
-            self._handle(m.GuestStats(now, name, stats))
+            self._handle(GuestStats(now, name, stats))
 
     def _translate(self, item: object) -> list[object]:
         if isinstance(item, la.DomainUp):
@@ -265,16 +278,16 @@ class Daemon:
                 return []
             taken = self.adapter.load_auto_inflated(item.vm, STATE_NS)
             self.manual.added(item.vm, item.current_mib)
-            return [m.VmAdded(item.t, m.VmInfo(item.vm, item.max_mib), item.current_mib, taken)]
-        if isinstance(item, m.VmRemoved):
+            return [VmAdded(item.t, VmInfo(item.vm, item.max_mib), item.current_mib, taken)]
+        if isinstance(item, VmRemoved):
             self.manual.removed(item.vm)
             return [item]
-        if isinstance(item, m.BalloonActual):
+        if isinstance(item, BalloonActual):
             out: list[object] = [item]
             # Someone else's setMemory (rule in manual.py): yield the VM to them.
             manual = self.manual.actual(item.vm, item.actual_mib)
             if manual is not None:
-                out.append(m.ManualTarget(item.t, item.vm, manual))
+                out.append(ManualTarget(item.t, item.vm, manual))
             return out
         if isinstance(item, la.Disconnected):
             self.timeline.write("libvirt", state="disconnected", reason=item.reason)
@@ -285,13 +298,13 @@ class Daemon:
     def _handle(self, item: object) -> None:
         for ev in self._translate(item):
             self.timeline.write("input", **_event_fields(ev))
-            if isinstance(ev, m.SetPolicy):
+            if isinstance(ev, SetPolicy):
                 self.policy_name = ev.policy.name
             for cmd in self.model.handle(ev):
                 self._apply(cmd, getattr(ev, "t", cmd.t))
         self._publish()
 
-    def _apply(self, cmd: m.BalloonCommand, arrived: float) -> None:
+    def _apply(self, cmd: BalloonCommand, arrived: float) -> None:
         try:
             self.adapter.set_target(cmd.vm, cmd.target_mib)
         except libvirt.libvirtError as e:
@@ -333,7 +346,7 @@ class Daemon:
             vm = request.get("vm")
             if vm is not None and vm not in self.snapshot.get("vms", {}):
                 return {"ok": False, "error": f"no managed VM {vm!r}"}
-            self.put(m.SetEnabled(self.clock(), vm, cmd == "enable"))
+            self.put(SetEnabled(self.clock(), vm, cmd == "enable"))
             return {"ok": True}
         if cmd == "policy":
             name = request.get("name")
@@ -347,7 +360,7 @@ class Daemon:
                 policy = make_policy(str(name), params)
             except PolicyParamError as e:
                 return {"ok": False, "error": str(e)}
-            self.put(m.SetPolicy(self.clock(), policy))
+            self.put(SetPolicy(self.clock(), policy))
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import libvirt
 import libvirt_qemu
 
-from autoballoon.model import BalloonActual, GuestPressure, VmRemoved
+from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
 
 PRESSURE_EVENT = "BALLOON_GUEST_PRESSURE"
 GUEST_LEVELS = ("low", "medium", "critical")

@@ -1,5 +1,8 @@
 """The pure device model: per-VM balloon state, events in, balloon commands out.
 
+The events and commands are the records of ``autoballoon.events`` (plus ``SetPolicy`` here);
+policies see the model only through the read-only views of ``autoballoon.views``.
+
 No I/O and no wall clock: every event carries its timestamp ``t`` (seconds, any monotonic
 origin) and the model's notion of ``now`` is the largest finite timestamp seen so far, so a
 late or out-of-order event can never move time backwards.
@@ -19,167 +22,39 @@ The model enforces its invariants whatever the policy asks for (see ``Model._cla
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from autoballoon.events import (
+    GUEST_LEVELS,
+    HOST_LEVELS,
+    MAX_VALUE,
+    STATS_KEYS,
+    BalloonActual,
+    BalloonCommand,
+    GuestPressure,
+    GuestStats,
+    HostMemory,
+    HostPressure,
+    ManualTarget,
+    SetEnabled,
+    Tick,
+    VmAdded,
+    VmInfo,
+    VmRemoved,
+    finite_time,
+    guest_level_rank,
+    safe_int,
+)
+from autoballoon.views import ModelView, VmView
 
 if TYPE_CHECKING:
     from autoballoon.policies.base import Policy, TargetChange
 
-HostLevel = Literal["low", "between", "medium", "critical"]
-GuestLevel = Literal["low", "medium", "critical"]
-
-#: Host pressure levels in increasing severity ("between" is the level between vmpressure's
-#: "low" and "medium" that the RFC asked for).
-HOST_LEVELS: tuple[str, ...] = ("low", "between", "medium", "critical")
-#: Guest pressure levels in increasing severity.
-GUEST_LEVELS: tuple[str, ...] = ("low", "medium", "critical")
-
-#: libvirt memoryStats names the model keeps (memory values in MiB, fault counts as counts);
-#: anything else a guest or adapter sends is dropped.
-STATS_KEYS: frozenset[str] = frozenset(
-    {
-        "actual",
-        "available",
-        "unused",
-        "usable",
-        "disk_caches",
-        "rss",
-        "swap_in",
-        "swap_out",
-        "major_fault",
-        "minor_fault",
-    }
-)
-
-#: Largest value accepted anywhere (1 PiB in MiB); larger values are clamped to it.
-MAX_VALUE = 1 << 30
-
-
-def host_level_rank(level: str) -> int:
-    """Rank of a host level, 0 (low) .. 3 (critical); -1 if unknown."""
-    return HOST_LEVELS.index(level) if level in HOST_LEVELS else -1
-
-
-def guest_level_rank(level: str) -> int:
-    """Rank of a guest level, 0 (low) .. 2 (critical); -1 if unknown."""
-    return GUEST_LEVELS.index(level) if level in GUEST_LEVELS else -1
-
-
-def safe_int(value: object, lo: int = 0, hi: int = MAX_VALUE) -> int | None:
-    """``value`` as an int clamped to [lo, hi], or None if it is not a finite number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return min(max(value, lo), hi)
-    if isinstance(value, float) and math.isfinite(value):
-        return min(max(int(value), lo), hi)
-    return None
-
-
-def _finite_time(t: object) -> float | None:
-    if isinstance(t, bool) or not isinstance(t, int | float):
-        return None
-    t = float(t)
-    return t if math.isfinite(t) else None
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class VmInfo:
-    """A VM as the adapter discovered it: name, maximum memory and optional floor (MiB)."""
-
-    name: str
-    max_mib: int
-    floor_mib: int | None = None
-
-
-@dataclass(frozen=True)
-class HostPressure:
-    """Host memory pressure at ``level`` (from vmpressure or PSI)."""
-
-    t: float
-    level: HostLevel
-
-
-@dataclass(frozen=True)
-class GuestPressure:
-    """A guest reported memory pressure; ``messages`` coalesced guest messages."""
-
-    t: float
-    vm: str
-    level: GuestLevel
-    messages: int = 1
-
-
-@dataclass(frozen=True)
-class BalloonActual:
-    """The guest's current memory size (libvirt's balloon "actual") changed."""
-
-    t: float
-    vm: str
-    actual_mib: int
-
-
-@dataclass(frozen=True)
-class VmAdded:
-    """A VM appeared (or the daemon restarted and rediscovered it).
-
-    ``current_mib`` is its current balloon target; it becomes the baseline. A daemon that
-    recovers state may pass how much of it automation had taken (``auto_inflated_mib``).
-    """
-
-    t: float
-    vm: VmInfo
-    current_mib: int
-    auto_inflated_mib: int = 0
-
-
-@dataclass(frozen=True)
-class VmRemoved:
-    """A VM went away; its state is dropped."""
-
-    t: float
-    vm: str
-
-
-@dataclass(frozen=True)
-class ManualTarget:
-    """A target the daemon did not set (the operator ballooned by hand)."""
-
-    t: float
-    vm: str
-    target_mib: int
-
-
-@dataclass(frozen=True)
-class GuestStats:
-    """A poll of libvirt memoryStats for a VM (memory values in MiB)."""
-
-    t: float
-    vm: str
-    stats: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class HostMemory:
-    """Host memory figures (MiB) for policies that want them (stats-polling); optional."""
-
-    t: float
-    free_mib: int
-    total_mib: int
-
-
-@dataclass(frozen=True)
-class SetEnabled:
-    """Enable/disable automation for one VM, or globally when ``vm`` is None."""
-
-    t: float
-    vm: str | None
-    enabled: bool
+# --------------------------------------------------------------------------- inputs
+# The records in autoballoon.events know nothing of policies; the one input that carries a
+# policy, and so the union of all inputs, live here, above the policy layer.
 
 
 @dataclass(frozen=True)
@@ -188,13 +63,6 @@ class SetPolicy:
 
     t: float
     policy: Policy
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Time passes (the daemon sends one periodically, e.g. every second)."""
-
-    t: float
 
 
 Event = (
@@ -210,16 +78,6 @@ Event = (
     | SetPolicy
     | Tick
 )
-
-
-@dataclass(frozen=True)
-class BalloonCommand:
-    """Set ``vm``'s balloon target to ``target_mib``, for ``cause``."""
-
-    t: float
-    vm: str
-    target_mib: int
-    cause: str
 
 
 # --------------------------------------------------------------------------- state
@@ -267,46 +125,6 @@ class VmState:
             last_inflate_t=self.last_inflate_t,
             last_deflate_t=self.last_deflate_t,
         )
-
-
-@dataclass(frozen=True)
-class VmView:
-    """Read-only snapshot of one VM's state, as policies see it."""
-
-    name: str
-    max_mib: int
-    floor_mib: int
-    target_mib: int
-    actual_mib: int
-    auto_inflated_mib: int
-    last_guest_pressure_t: float | None
-    last_guest_level: str | None
-    enabled: bool
-    manual: bool
-    stats: Mapping[str, int]
-    stats_t: float | None
-    prev_stats: Mapping[str, int]
-    prev_stats_t: float | None
-    last_inflate_t: float | None
-    last_deflate_t: float | None
-
-    @property
-    def automated(self) -> bool:
-        """Whether automation may act on this VM (ignoring the global flag)."""
-        return self.enabled and not self.manual
-
-
-@dataclass(frozen=True)
-class ModelView:
-    """Read-only snapshot of the whole model handed to policies."""
-
-    vms: Mapping[str, VmView]
-    enabled: bool
-    last_host_pressure_t: float | None
-    last_host_level: str | None
-    host_free_mib: int | None
-    host_total_mib: int | None
-    host_memory_t: float | None
 
 
 @dataclass(frozen=True)
@@ -368,7 +186,7 @@ class Model:
 
         Never raises on malformed events: they are ignored.
         """
-        t = _finite_time(getattr(event, "t", None))
+        t = finite_time(getattr(event, "t", None))
         if t is None:
             return []
         now = t if self.now is None else max(self.now, t)
@@ -552,31 +370,9 @@ def _is_policy(obj: object) -> bool:
 
 
 __all__ = [
-    "GUEST_LEVELS",
-    "HOST_LEVELS",
-    "STATS_KEYS",
-    "BalloonActual",
-    "BalloonCommand",
     "Event",
-    "GuestLevel",
-    "GuestPressure",
-    "GuestStats",
-    "HostLevel",
-    "HostMemory",
-    "HostPressure",
-    "ManualTarget",
     "Model",
     "ModelParams",
-    "ModelView",
-    "SetEnabled",
     "SetPolicy",
-    "Tick",
-    "VmAdded",
-    "VmInfo",
-    "VmRemoved",
     "VmState",
-    "VmView",
-    "guest_level_rank",
-    "host_level_rank",
-    "safe_int",
 ]

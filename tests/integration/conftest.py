@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rig import daemons, swap
-from rig.domain_xml import DOMAIN_PREFIX
+from rig.host import daemons, swap
 from rig.layout import REPO_ROOT, Layout
 from rig.progress import Progress
+from rig.vm.domain_xml import DOMAIN_PREFIX
 
 PARTITION_DIR = "autoballoon.partition"
 
@@ -39,7 +39,7 @@ def layout() -> Layout:
 
 @pytest.fixture(scope="session")
 def stack(layout: Layout):
-    from rig.bootstrap import bootstrap
+    from rig.build.bootstrap import bootstrap
 
     return bootstrap(layout, Progress())
 
@@ -64,7 +64,7 @@ def leftovers(layout: Layout, daemons_before: dict[str, int | None]) -> list[str
         if before is None and now is not None:
             found.append(f"daemon {name} pid {now}")
     if daemons.find_running("libvirtd") is not None:
-        from rig import vm
+        from rig.vm import domains as vm
 
         conn = vm.connect()
         try:

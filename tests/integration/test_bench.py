@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rig import bench, results, run_metrics, scenario
+from rig import scenario
+from rig.bench import results, run_metrics
+from rig.bench import runner as bench
 from rig.progress import Progress
 
 from .conftest import interrupt_rig, leftovers

@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from autoballoon.control import request
 
-from rig import host, msgvq, scenario, vm
-from rig.daemon_proc import DaemonProcess, read_timeline, wait_for
-from rig.domain_xml import domain_name
+from rig import scenario
+from rig.bench.daemon_proc import DaemonProcess, read_timeline, wait_for
 from rig.errors import RigError
+from rig.host import lifecycle as host
 from rig.progress import Progress
+from rig.vm import domains as vm
+from rig.vm import msgvq
+from rig.vm.domain_xml import domain_name
 
 pytestmark = pytest.mark.vm
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from rig.guest_module import ensure_guest_module, ensure_linux_source
-from rig.kernel import ensure_kernel
+from rig.build.guest_module import ensure_guest_module, ensure_linux_source
+from rig.build.kernel import ensure_kernel
+from rig.build.patchseries import has_diff, list_patches
 from rig.layout import Layout
-from rig.patchseries import has_diff, list_patches
 from rig.progress import Progress
 
 pytestmark = pytest.mark.skipif(
@@ -32,7 +32,7 @@ def test_series_is_present_with_cover_letter():
 
 @pytest.mark.parametrize("patch", PATCHES, ids=[p.name for p in PATCHES])
 def test_checkpatch_strict_clean(kernel, patch):
-    from rig.guest_module import checkpatch
+    from rig.build.guest_module import checkpatch
 
     layout = Layout.default()
     ensure_linux_source(layout, Progress(), kernel)

@@ -6,12 +6,15 @@ import queue
 import time
 
 import pytest
+from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
 from autoballoon.libvirt_adapter import DomainUp, LibvirtAdapter, Selector
-from autoballoon.model import BalloonActual, GuestPressure, VmRemoved
 
-from rig import host, msgvq, scenario, vm
-from rig.domain_xml import RIG_NS, domain_name
+from rig import scenario
+from rig.host import lifecycle as host
 from rig.progress import Progress
+from rig.vm import domains as vm
+from rig.vm import msgvq
+from rig.vm.domain_xml import RIG_NS, domain_name
 
 pytestmark = pytest.mark.vm
 

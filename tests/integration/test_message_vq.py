@@ -18,11 +18,14 @@ import libvirt
 import libvirt_qemu
 import pytest
 
-from rig import host, msgvq, scenario, vm
-from rig.bootstrap import image_for
-from rig.domain_xml import domain_name
+from rig import scenario
+from rig.build.bootstrap import image_for
+from rig.host import lifecycle as host
 from rig.progress import Progress
-from rig.qmp_events import EventWatcher
+from rig.vm import domains as vm
+from rig.vm import msgvq
+from rig.vm.domain_xml import domain_name
+from rig.vm.qmp_events import EventWatcher
 
 from .conftest import leftovers
 
@@ -72,7 +75,7 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(layout, stack) -> Iterator[Rig]:
-    from rig import daemons
+    from rig.host import daemons
 
     before = {n: daemons.find_running(n) for n in ("virtlogd", "libvirtd")}
     sc = scenario.parse(SCENARIO, "message-vq")

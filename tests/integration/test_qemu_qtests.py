@@ -11,8 +11,8 @@ import os
 
 import pytest
 
+from rig.build.qemu_tests import QTESTS, run_qemu_tests, table
 from rig.progress import Progress
-from rig.qemu_tests import QTESTS, run_qemu_tests, table
 
 pytestmark = [
     pytest.mark.vm,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from rig.bench.reaction import measure
 from rig.progress import Progress
-from rig.reaction import measure
 
 pytestmark = pytest.mark.vm
 

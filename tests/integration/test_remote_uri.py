@@ -9,12 +9,14 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from rig import host, scenario, vm
-from rig.bootstrap import image_for
-from rig.daemon_proc import DaemonProcess, wait_for
-from rig.domain_xml import domain_name
+from rig import scenario
+from rig.bench.daemon_proc import DaemonProcess, wait_for
+from rig.bench.reaction import INJECT, SCENARIO, squeezed
+from rig.build.bootstrap import image_for
+from rig.host import lifecycle as host
 from rig.progress import Progress
-from rig.reaction import INJECT, SCENARIO, squeezed
+from rig.vm import domains as vm
+from rig.vm.domain_xml import domain_name
 
 from .ssh_endpoint import ssh_endpoint
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rig.report import write_report
+from rig.report.report import write_report
+from tests import FIXTURES
 
-GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "results" / "quick-golden"
+GOLDEN = FIXTURES / "results" / "quick-golden"
 CHROMIUM = shutil.which("chromium")
 
 pytestmark = pytest.mark.skipif(

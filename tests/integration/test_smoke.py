@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rig import scenario
+from rig.bench.smoke import run_smoke
 from rig.progress import Progress
-from rig.smoke import run_smoke
 
 from .conftest import interrupt_rig, leftovers
 

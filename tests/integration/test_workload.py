@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.ebizzy import EbizzyResult, parse
-from rig.guest_tools import CFLAGS
+from rig.bench.ebizzy import EbizzyResult, parse
+from rig.build.guest_tools import CFLAGS
 
 SOURCE = Path(__file__).resolve().parents[2] / "images" / "tools" / "ebizzy.c"
 SMALL = ["-n", "4", "-s", "65536", "-t", "2"]

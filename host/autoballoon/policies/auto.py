@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from autoballoon.model import GUEST_LEVELS, ModelView, VmView, host_level_rank
+from autoballoon.events import GUEST_LEVELS, host_level_rank
 from autoballoon.policies.base import (
     Policy,
     TargetChange,
@@ -32,6 +32,7 @@ from autoballoon.policies.base import (
     automated_vm,
     in_hysteresis,
 )
+from autoballoon.views import ModelView, VmView
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoballoon.model import ModelView, VmView
+from autoballoon.views import ModelView, VmView
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from autoballoon.model import ModelView, host_level_rank
+from autoballoon.events import host_level_rank
 from autoballoon.policies.base import (
     Policy,
     TargetChange,
@@ -20,6 +20,7 @@ from autoballoon.policies.base import (
     automated_vm,
     in_hysteresis,
 )
+from autoballoon.views import ModelView
 
 
 @dataclass(frozen=True)

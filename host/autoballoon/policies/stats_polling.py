@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from autoballoon.model import HOST_LEVELS, ModelView, VmView
+from autoballoon.events import HOST_LEVELS
 from autoballoon.policies.base import Policy, TargetChange, automated
+from autoballoon.views import ModelView, VmView
 
 
 @dataclass(frozen=True)

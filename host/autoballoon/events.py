@@ -1,0 +1,214 @@
+"""The model's input and output records, and the checks the model applies to their values.
+
+Inputs are events (frozen dataclasses, each with its timestamp ``t`` in seconds); the one
+output is ``BalloonCommand``. ``SetPolicy`` (which carries a policy) and the ``Event`` union
+of all inputs live in ``autoballoon.model``, above the policy layer. Units: MiB as ``int``
+everywhere (the libvirt adapter converts from KiB). Also here: the host and guest pressure
+levels and their ranks, the memoryStats names the model keeps (``STATS_KEYS``) and the
+validation helpers (``safe_int``, ``finite_time``) that make malformed values harmless.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+HostLevel = Literal["low", "between", "medium", "critical"]
+GuestLevel = Literal["low", "medium", "critical"]
+
+#: Host pressure levels in increasing severity ("between" is the level between vmpressure's
+#: "low" and "medium" that the RFC asked for).
+HOST_LEVELS: tuple[str, ...] = ("low", "between", "medium", "critical")
+#: Guest pressure levels in increasing severity.
+GUEST_LEVELS: tuple[str, ...] = ("low", "medium", "critical")
+
+#: libvirt memoryStats names the model keeps (memory values in MiB, fault counts as counts);
+#: anything else a guest or adapter sends is dropped.
+STATS_KEYS: frozenset[str] = frozenset(
+    {
+        "actual",
+        "available",
+        "unused",
+        "usable",
+        "disk_caches",
+        "rss",
+        "swap_in",
+        "swap_out",
+        "major_fault",
+        "minor_fault",
+    }
+)
+
+#: Largest value accepted anywhere (1 PiB in MiB); larger values are clamped to it.
+MAX_VALUE = 1 << 30
+
+
+def host_level_rank(level: str) -> int:
+    """Rank of a host level, 0 (low) .. 3 (critical); -1 if unknown."""
+    return HOST_LEVELS.index(level) if level in HOST_LEVELS else -1
+
+
+def guest_level_rank(level: str) -> int:
+    """Rank of a guest level, 0 (low) .. 2 (critical); -1 if unknown."""
+    return GUEST_LEVELS.index(level) if level in GUEST_LEVELS else -1
+
+
+def safe_int(value: object, lo: int = 0, hi: int = MAX_VALUE) -> int | None:
+    """``value`` as an int clamped to [lo, hi], or None if it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return min(max(value, lo), hi)
+    if isinstance(value, float) and math.isfinite(value):
+        return min(max(int(value), lo), hi)
+    return None
+
+
+def finite_time(t: object) -> float | None:
+    """``t`` as a float if it is a finite number (not a bool), else None."""
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        return None
+    t = float(t)
+    return t if math.isfinite(t) else None
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    """A VM as the adapter discovered it: name, maximum memory and optional floor (MiB)."""
+
+    name: str
+    max_mib: int
+    floor_mib: int | None = None
+
+
+@dataclass(frozen=True)
+class HostPressure:
+    """Host memory pressure at ``level`` (from vmpressure or PSI)."""
+
+    t: float
+    level: HostLevel
+
+
+@dataclass(frozen=True)
+class GuestPressure:
+    """A guest reported memory pressure; ``messages`` coalesced guest messages."""
+
+    t: float
+    vm: str
+    level: GuestLevel
+    messages: int = 1
+
+
+@dataclass(frozen=True)
+class BalloonActual:
+    """The guest's current memory size (libvirt's balloon "actual") changed."""
+
+    t: float
+    vm: str
+    actual_mib: int
+
+
+@dataclass(frozen=True)
+class VmAdded:
+    """A VM appeared (or the daemon restarted and rediscovered it).
+
+    ``current_mib`` is its current balloon target; it becomes the baseline. A daemon that
+    recovers state may pass how much of it automation had taken (``auto_inflated_mib``).
+    """
+
+    t: float
+    vm: VmInfo
+    current_mib: int
+    auto_inflated_mib: int = 0
+
+
+@dataclass(frozen=True)
+class VmRemoved:
+    """A VM went away; its state is dropped."""
+
+    t: float
+    vm: str
+
+
+@dataclass(frozen=True)
+class ManualTarget:
+    """A target the daemon did not set (the operator ballooned by hand)."""
+
+    t: float
+    vm: str
+    target_mib: int
+
+
+@dataclass(frozen=True)
+class GuestStats:
+    """A poll of libvirt memoryStats for a VM (memory values in MiB)."""
+
+    t: float
+    vm: str
+    stats: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class HostMemory:
+    """Host memory figures (MiB) for policies that want them (stats-polling); optional."""
+
+    t: float
+    free_mib: int
+    total_mib: int
+
+
+@dataclass(frozen=True)
+class SetEnabled:
+    """Enable/disable automation for one VM, or globally when ``vm`` is None."""
+
+    t: float
+    vm: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passes (the daemon sends one periodically, e.g. every second)."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class BalloonCommand:
+    """Set ``vm``'s balloon target to ``target_mib``, for ``cause``."""
+
+    t: float
+    vm: str
+    target_mib: int
+    cause: str
+
+
+__all__ = [
+    "GUEST_LEVELS",
+    "HOST_LEVELS",
+    "MAX_VALUE",
+    "STATS_KEYS",
+    "BalloonActual",
+    "BalloonCommand",
+    "GuestLevel",
+    "GuestPressure",
+    "GuestStats",
+    "HostLevel",
+    "HostMemory",
+    "HostPressure",
+    "ManualTarget",
+    "SetEnabled",
+    "Tick",
+    "VmAdded",
+    "VmInfo",
+    "VmRemoved",
+    "finite_time",
+    "guest_level_rank",
+    "host_level_rank",
+    "safe_int",
+]

@@ -1,0 +1,113 @@
+"""Measurements of the message virtqueue in a running VM: guest pressure -> QMP event.
+
+The guest's first reclaim pass is timed in the guest by `abprobe reclaim` (polls
+/proc/vmstat every millisecond); the host-side event carries QEMU's host timestamp. The
+two clocks are related by the offset measured over SSH (minimum round trip of several
+`abprobe now` samples), so a latency has an uncertainty of half that round trip.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from rig.errors import RigError
+from rig.vm import domains as vm
+from rig.vm.qmp_events import EventWatcher, QmpEvent
+
+PRESSURE_EVENT = "BALLOON_GUEST_PRESSURE"
+# A tmpfs without the default 50%-of-RAM cap: filling it past MemAvailable forces reclaim
+# (its pages can only go to swap).
+HOG = "/run/hog/fill"
+MOUNT_HOG = ("grep -q ' /run/hog ' /proc/mounts || "
+             "{ mkdir -p /run/hog && mount -t tmpfs -o size=8g hog /run/hog; }")
+
+
+def hog_command(mib: int) -> str:
+    """Shell: write `mib` MiB into the hog tmpfs (then the caller removes HOG)."""
+    return f"{MOUNT_HOG}; dd if=/dev/zero of={HOG} bs=1M count={mib} 2>&1"
+LEVELS = ("low", "medium", "critical")
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    offset_s: float  # guest clock minus host clock
+    rtt_s: float  # round trip of the best sample: the offset is +- rtt/2
+
+
+@dataclass(frozen=True)
+class Trial:
+    latency_s: float  # host event time - guest first reclaim pass (host clock)
+    uncertainty_s: float
+    level: str
+    event: QmpEvent
+
+
+def clock_offset(rec: vm.VmRecord, samples: int = 7) -> ClockOffset:
+    best: ClockOffset | None = None
+    for _ in range(samples):
+        t0 = time.time()
+        r = vm.ssh_exec(rec, "abprobe now")
+        t1 = time.time()
+        if r.status != 0:
+            raise RigError(f"{rec.name}: abprobe missing from the image: {r.stderr.strip()}")
+        guest = int(r.stdout.strip()) / 1e9
+        sample = ClockOffset(guest - (t0 + t1) / 2, t1 - t0)
+        if best is None or sample.rtt_s < best.rtt_s:
+            best = sample
+    assert best is not None
+    return best
+
+
+def mem_available_mib(rec: vm.VmRecord) -> int:
+    r = vm.ssh_exec(rec, "awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo")
+    return int(r.stdout.strip())
+
+
+def quiesce(watcher: EventWatcher, quiet_s: float = 2.0, limit_s: float = 60.0
+            ) -> list[QmpEvent]:
+    """Wait until no event has come for `quiet_s` (the guest has settled); return those seen."""
+    seen: list[QmpEvent] = []
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        ev = watcher.get(quiet_s)
+        if ev is None:
+            return seen
+        seen.append(ev)
+    raise RigError(f"events did not stop within {limit_s:.0f} s")
+
+
+def pressure_trial(rec: vm.VmRecord, watcher: EventWatcher, offset: ClockOffset,
+                   extra_mib: int = 96, timeout_s: float = 30.0) -> Trial:
+    """Fill tmpfs past the available memory, time reclaim start to the host event."""
+    hog = mem_available_mib(rec) + extra_mib
+    armed = vm.ssh_exec(rec, "rm -f /tmp/probe.out; (abprobe reclaim 60 >/tmp/probe.out"
+                             " 2>&1 &); for i in $(seq 100); do grep -q armed /tmp/probe.out"
+                             " 2>/dev/null && exit 0; usleep 20000; done; exit 1")
+    if armed.status != 0:
+        raise RigError(f"{rec.name}: abprobe did not start")
+    watcher.drain()
+    vm.ssh_exec(rec, f"({hog_command(hog)}; touch /tmp/hog.done) >/dev/null 2>&1 &")
+    try:
+        event = watcher.get(timeout_s)
+        if event is None:
+            raise RigError(f"{rec.name}: no {PRESSURE_EVENT} within {timeout_s:.0f} s of a "
+                           f"{hog} MiB tmpfs hog")
+        out = ""
+        end = time.monotonic() + timeout_s
+        while "reclaim" not in out and time.monotonic() < end:
+            out = vm.ssh_exec(rec, "cat /tmp/probe.out").stdout
+        guest_ns = int(out.split("reclaim")[1].split()[0])
+    finally:
+        vm.ssh_exec(rec, "while [ ! -e /tmp/hog.done ]; do usleep 50000; done;"
+                         f" rm -f {HOG} /tmp/hog.done", timeout_s=120)
+    reclaim_host = guest_ns / 1e9 - offset.offset_s
+    return Trial(event.timestamp - reclaim_host, offset.rtt_s / 2,
+                 str(event.data.get("level")), event)
+
+
+def summary(trials: list[Trial]) -> dict[str, float]:
+    lat = [t.latency_s for t in trials]
+    return {"trials": len(lat), "median_s": statistics.median(lat), "max_s": max(lat),
+            "min_s": min(lat), "uncertainty_s": max(t.uncertainty_s for t in trials)}

@@ -1,0 +1,223 @@
+"""The model's bookkeeping and the invariants it enforces whatever the policy says."""
+
+from dataclasses import dataclass, field
+
+from autoballoon.events import (
+    BalloonActual,
+    BalloonCommand,
+    GuestPressure,
+    GuestStats,
+    HostPressure,
+    ManualTarget,
+    SetEnabled,
+    Tick,
+    VmAdded,
+    VmInfo,
+    VmRemoved,
+)
+from autoballoon.model import Model, ModelParams, SetPolicy
+from autoballoon.policies import Policy, SeedPolicy, TargetChange, make_policy
+
+
+@dataclass
+class Scripted(Policy):
+    """Returns whatever the test put in ``wanted`` on any host pressure or tick."""
+
+    wanted: list[TargetChange] = field(default_factory=list)
+    guest_calls: int = 0
+
+    def on_host_pressure(self, view, level, now):
+        return list(self.wanted)
+
+    def on_tick(self, view, now):
+        return list(self.wanted)
+
+    def on_guest_pressure(self, view, vm, level, now):
+        self.guest_calls += 1
+        return []
+
+
+def model_with(policy, *vms, **params):
+    model = Model(policy, ModelParams(**params))
+    for name, max_mib, current, floor in vms:
+        model.handle(VmAdded(0, VmInfo(name, max_mib, floor), current))
+    return model
+
+
+def test_add_sets_baseline_and_remove_drops_state():
+    model = model_with(Scripted(), ("a", 1024, 900, 256))
+    vm = model.vm("a")
+    assert (vm.max_mib, vm.floor_mib, vm.target_mib, vm.actual_mib) == (1024, 256, 900, 900)
+    assert vm.auto_inflated_mib == 0 and vm.enabled and not vm.manual
+    model.handle(VmRemoved(1, "a"))
+    assert model.vm("a") is None and model.vms == {}
+
+
+def test_command_applied_to_state_with_cause():
+    policy = Scripted([TargetChange("a", 800, "why")])
+    model = model_with(policy, ("a", 1024, 1024, 256))
+    assert model.handle(HostPressure(5, "low")) == [BalloonCommand(5, "a", 800, "why")]
+    assert model.vm("a").target_mib == 800
+    assert model.vm("a").auto_inflated_mib == 224
+    assert model.vm("a").last_inflate_t == 5
+
+
+def test_floor_and_max_clamped():
+    policy = Scripted([TargetChange("a", 10, "greedy")])
+    model = model_with(policy, ("a", 1024, 1024, 256))
+    [cmd] = model.handle(HostPressure(1, "critical"))
+    assert cmd.target_mib == 256 and cmd.cause == "greedy (clamped)"
+    assert model.handle(HostPressure(2, "critical")) == []  # already at the floor
+    policy.wanted = [TargetChange("a", 99999, "give all")]
+    [cmd] = model.handle(Tick(3))
+    assert cmd.target_mib == 1024 and model.vm("a").auto_inflated_mib == 0
+
+
+def test_deflation_never_exceeds_what_automation_took():
+    policy = Scripted([TargetChange("a", 900, "take")])
+    model = model_with(policy, ("a", 2048, 1000, 128))
+    model.handle(HostPressure(1, "low"))
+    policy.wanted = [TargetChange("a", 2048, "give")]
+    [cmd] = model.handle(Tick(2))
+    assert cmd.target_mib == 1000  # the baseline, not the maximum
+    assert model.handle(Tick(3)) == []
+
+
+def test_default_floor_used_when_vm_has_none():
+    model = model_with(Scripted([TargetChange("a", 0, "x")]), ("a", 1024, 1024, None))
+    assert model.handle(HostPressure(1, "low"))[0].target_mib == 128
+
+
+def test_one_command_per_vm_per_event_last_wins():
+    policy = Scripted([TargetChange("a", 900, "first"), TargetChange("a", 800, "second")])
+    model = model_with(policy, ("a", 1024, 1024, 128))
+    assert model.handle(HostPressure(1, "low")) == [BalloonCommand(1, "a", 800, "second")]
+
+
+def test_no_command_when_disabled_per_vm_or_globally():
+    policy = Scripted([TargetChange("a", 900, "x"), TargetChange("b", 900, "x")])
+    model = model_with(policy, ("a", 1024, 1024, 128), ("b", 1024, 1024, 128))
+    model.handle(SetEnabled(1, "a", False))
+    assert [c.vm for c in model.handle(HostPressure(2, "low"))] == ["b"]
+    model.handle(SetEnabled(3, None, False))
+    policy.wanted = [TargetChange("a", 800, "x"), TargetChange("b", 800, "x")]
+    assert model.handle(HostPressure(4, "low")) == []
+    model.handle(SetEnabled(5, None, True))
+    model.handle(SetEnabled(5, "a", True))
+    assert {c.vm for c in model.handle(HostPressure(6, "low"))} == {"a", "b"}
+
+
+def test_manual_target_yields_until_reenabled_and_resets_baseline():
+    policy = Scripted([TargetChange("a", 900, "take")])
+    model = model_with(policy, ("a", 1024, 1024, 128))
+    model.handle(HostPressure(1, "low"))
+    model.handle(ManualTarget(2, "a", 600))
+    vm = model.vm("a")
+    assert vm.manual and vm.target_mib == 600
+    policy.wanted = [TargetChange("a", 500, "take")]
+    assert model.handle(HostPressure(3, "low")) == []
+    model.handle(SetEnabled(4, "a", True))
+    vm = model.vm("a")
+    assert not vm.manual and vm.auto_inflated_mib == 0 and vm.target_mib == 600
+    policy.wanted = [TargetChange("a", 1024, "give")]
+    assert model.handle(Tick(5)) == []  # the operator's 600 is the new baseline
+
+
+def test_disable_enable_without_manual_keeps_what_was_taken():
+    policy = Scripted([TargetChange("a", 900, "take")])
+    model = model_with(policy, ("a", 1024, 1024, 128))
+    model.handle(HostPressure(1, "low"))
+    model.handle(SetEnabled(2, "a", False))
+    model.handle(SetEnabled(3, "a", True))
+    assert model.vm("a").auto_inflated_mib == 124
+
+
+def test_unknown_vms_and_malformed_events_are_ignored():
+    policy = Scripted([TargetChange("ghost", 1, "x")])
+    model = model_with(policy, ("a", 1024, 1024, 128))
+    before = model.vms
+    for event in [
+        GuestPressure(1, "ghost", "critical"),
+        GuestPressure(1, "a", "apocalyptic"),
+        BalloonActual(1, "ghost", 5),
+        BalloonActual(1, "a", float("nan")),
+        ManualTarget(1, "ghost", 5),
+        GuestStats(1, "ghost", {"usable": 1}),
+        GuestStats(1, "a", "not a mapping"),
+        SetEnabled(1, "ghost", False),
+        SetPolicy(1, "not a policy"),
+        VmRemoved(1, "ghost"),
+        HostPressure(float("nan"), "low"),
+        HostPressure(1, "extreme"),
+        "not an event",
+        None,
+    ]:
+        assert model.handle(event) == []
+    assert model.handle(HostPressure(2, "low")) == []  # change for an unknown VM dropped
+    assert model.vms.keys() == before.keys()
+    assert model.vm("a").actual_mib == 1024
+
+
+def test_stats_sanitized_and_bounded():
+    model = model_with(Scripted(), ("a", 1024, 1024, 128))
+    junk = {f"k{i}": i for i in range(1000)}
+    junk.update(usable=-5, unused=10**30, swap_in=float("inf"), actual=True)
+    model.handle(GuestStats(1, "a", junk))
+    stats = model.vm("a").stats
+    assert stats == {"usable": 0, "unused": 1 << 30}
+
+
+def test_guest_flood_coalesced_unless_level_rises():
+    policy = Scripted()
+    model = model_with(policy, ("a", 1024, 1024, 128), guest_coalesce_s=1.0)
+    for i in range(1000):
+        model.handle(GuestPressure(10 + i / 10000, "a", "low"))
+    assert policy.guest_calls == 1
+    model.handle(GuestPressure(10.5, "a", "critical"))
+    assert policy.guest_calls == 2
+    model.handle(GuestPressure(11.6, "a", "low"))
+    assert policy.guest_calls == 3
+    assert model.vm("a").last_guest_pressure_t == 11.6
+
+
+def test_time_never_goes_backwards():
+    model = model_with(Scripted(), ("a", 1024, 1024, 128))
+    model.handle(Tick(100))
+    model.handle(GuestPressure(50, "a", "low"))
+    assert model.vm("a").last_guest_pressure_t == 100
+    assert model.now == 100
+
+
+def test_vm_added_again_resets_and_caps_recovered_state():
+    model = model_with(Scripted(), ("a", 1024, 1024, 128))
+    model.handle(VmAdded(1, VmInfo("a", 1024, 128), 700, auto_inflated_mib=5000))
+    vm = model.vm("a")
+    assert (vm.target_mib, vm.auto_inflated_mib) == (700, 324)
+
+
+def test_max_vms_bounds_state():
+    model = model_with(Scripted(), max_vms=3)
+    for i in range(10):
+        model.handle(VmAdded(i, VmInfo(f"vm{i}", 1024), 1024))
+    assert list(model.vms) == ["vm0", "vm1", "vm2"]
+
+
+def test_set_policy_switches_and_keeps_state():
+    model = model_with(make_policy("auto"), ("a", 1024, 1024, 128))
+    model.handle(SetPolicy(1, SeedPolicy()))
+    assert isinstance(model.policy, SeedPolicy)
+    assert model.handle(HostPressure(2, "low"))[0].target_mib == 992
+
+
+def test_make_policy_names():
+    assert {make_policy(n).name for n in ("seed", "auto", "stats-polling")} == {
+        "seed",
+        "auto",
+        "stats-polling",
+    }
+    try:
+        make_policy("nope")
+    except KeyError as e:
+        assert "known" in str(e)
+    else:
+        raise AssertionError

@@ -1,0 +1,157 @@
+"""Property tests: invariants of the model over random (and hostile) event streams."""
+
+from autoballoon.events import (
+    BalloonActual,
+    GuestPressure,
+    GuestStats,
+    HostMemory,
+    HostPressure,
+    ManualTarget,
+    SetEnabled,
+    Tick,
+    VmAdded,
+    VmInfo,
+    VmRemoved,
+)
+from autoballoon.model import Model
+from autoballoon.policies import AutoPolicy, SeedPolicy, StatsPollingPolicy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+NAMES = ["a", "b", "c"]
+HOSTILE = ["ghost", "", "a" * 300]
+POLICIES = {"seed": SeedPolicy, "auto": AutoPolicy, "stats": StatsPollingPolicy}
+
+times = st.one_of(
+    st.floats(min_value=-10, max_value=1e6),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+)
+huge = st.one_of(
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+names = st.sampled_from(NAMES + HOSTILE)
+stats_maps = st.dictionaries(
+    st.sampled_from(["actual", "available", "unused", "usable", "swap_in", "junk", "rss"]),
+    huge,
+    max_size=8,
+)
+
+events = st.one_of(
+    st.builds(HostPressure, times, st.sampled_from(["low", "between", "medium", "critical", "x"])),
+    st.builds(
+        GuestPressure,
+        times,
+        names,
+        st.sampled_from(["low", "medium", "critical", "bogus"]),
+        huge,
+    ),
+    st.builds(BalloonActual, times, names, huge),
+    st.builds(
+        VmAdded,
+        times,
+        st.builds(
+            VmInfo,
+            names,
+            st.integers(0, 8192),
+            st.one_of(st.none(), st.integers(-100, 9000)),
+        ),
+        st.integers(-100, 9000),
+        st.integers(-100, 9000),
+    ),
+    st.builds(VmRemoved, times, names),
+    st.builds(ManualTarget, times, names, huge),
+    st.builds(GuestStats, times, names, stats_maps),
+    st.builds(HostMemory, times, huge, huge),
+    st.builds(SetEnabled, times, st.one_of(st.none(), names), st.booleans()),
+    st.builds(Tick, times),
+)
+streams = st.lists(events, max_size=80)
+
+
+def run(policy_name, stream):
+    model = Model(POLICIES[policy_name]())
+    for name in NAMES:
+        model.handle(VmAdded(0, VmInfo(name, 2048, 256), 2048))
+    trace = []
+    for event in stream:
+        before = model.vms
+        was_enabled = model.enabled
+        cmds = model.handle(event)
+        trace.append((event, before, was_enabled, cmds, model.vms))
+    return model, trace
+
+
+cfg = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), streams)
+def test_invariants_hold_on_any_stream(policy_name, stream):
+    model, trace = run(policy_name, stream)
+    for _event, before, was_enabled, cmds, after in trace:
+        assert len({c.vm for c in cmds}) == len(cmds)  # one command per VM per event
+        for cmd in cmds:
+            vm0, vm1 = before[cmd.vm], after[cmd.vm]
+            assert was_enabled and vm0.enabled and not vm0.manual
+            assert cmd.target_mib <= vm0.max_mib
+            if cmd.target_mib < vm0.target_mib:
+                assert cmd.target_mib >= vm0.floor_mib
+            else:
+                raised = cmd.target_mib - vm0.target_mib
+                assert 0 < raised <= vm0.auto_inflated_mib
+            assert vm1.target_mib == cmd.target_mib
+            assert cmd.cause
+        for vm in after.values():
+            assert vm.auto_inflated_mib >= 0
+            assert vm.target_mib <= vm.max_mib
+            assert vm.floor_mib <= vm.max_mib
+            assert set(vm.stats) <= {
+                "actual", "available", "unused", "usable", "disk_caches",
+                "rss", "swap_in", "swap_out", "major_fault", "minor_fault",
+            }  # fmt: skip
+    assert set(model.vms) <= set(NAMES + HOSTILE)
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), streams)
+def test_deflation_never_exceeds_inflation_per_vm(policy_name, stream):
+    """Per VM and per baseline epoch: given back <= taken (sum over commands)."""
+    _, trace = run(policy_name, stream)
+    # per VM: what automation may still give back = baseline credit + taken - given back
+    credit = dict.fromkeys(NAMES, 0)
+    for event, before, _, cmds, after in trace:
+        for cmd in cmds:
+            delta = cmd.target_mib - before[cmd.vm].target_mib
+            credit[cmd.vm] -= delta  # a lowering adds credit, a raise spends it
+            assert credit[cmd.vm] >= 0
+        for name in set(before) | set(after):
+            b, a = before.get(name), after.get(name)
+            readded = isinstance(event, VmAdded) and event.vm.name == name
+            if a is None:
+                credit.pop(name, None)
+            elif b is None or readded or (b.manual and not a.manual):
+                credit[name] = a.auto_inflated_mib  # a new baseline
+            assert credit[name] == a.auto_inflated_mib if a is not None else True
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), streams)
+def test_deterministic(policy_name, stream):
+    _, t1 = run(policy_name, stream)
+    _, t2 = run(policy_name, stream)
+    assert [c for *_, cmds, _ in t1 for c in cmds] == [c for *_, cmds, _ in t2 for c in cmds]
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), st.lists(names, max_size=50), st.integers(1, 2000))
+def test_flood_from_guests_bounded(policy_name, vms, n):
+    model = Model(POLICIES[policy_name]())
+    model.handle(VmAdded(0, VmInfo("a", 2048, 256), 2048))
+    for i in range(n):
+        model.handle(GuestPressure(1 + i * 1e-4, vms[i % len(vms)] if vms else "x", "critical"))
+        model.handle(GuestStats(1 + i * 1e-4, "ghost", {"usable": i}))
+    assert list(model.vms) == ["a"]
+    policy = model.policy
+    for attr in ("_distress", "_samples"):
+        assert len(getattr(policy, attr, {})) <= 1

@@ -1,0 +1,490 @@
+"""Reports: the comparison math, the published numbers, the document, and a golden
+results directory whose report must show the numbers its raw files give."""
+
+import re
+import shutil
+import struct
+
+import pytest
+
+from rig.bench import results, run_metrics
+from rig.cli import main
+from rig.errors import UsageError
+from rig.layout import REPO_ROOT
+from rig.report import report
+from rig.report.report import (
+    Code,
+    Figure,
+    Heading,
+    Para,
+    check_metrics,
+    comparison_rows,
+    env_tables,
+    fmt_pct,
+    fmt_ratio,
+    interpolate,
+    pct_change,
+    published,
+    published_rows,
+    significance,
+    step_rates,
+    table,
+    to_html,
+    to_markdown,
+    trace,
+    write_report,
+)
+from tests import FIXTURES
+
+GOLDEN = FIXTURES / "results" / "quick-golden"
+DESIGN = REPO_ROOT.parent / "shared" / "DESIGN.md"
+VMS = ["vm-down", "vm-up"]
+
+
+def mode_summary(mode, per_run):
+    """A per-mode summary (results.aggregate) of runs given as metric dicts."""
+    runs = [results.RunSummary("quick", mode, n, True, m, {}) for n, m in
+            enumerate(per_run, 1)]
+    return results.aggregate(runs)
+
+
+def md_tables(text):
+    """Every markdown table of a document: (headers, rows of cells)."""
+    out, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        below = lines[i + 1] if i + 1 < len(lines) else ""
+        if lines[i].startswith("| ") and below.startswith(("|:", "|-")):
+            cells = [c.strip() for c in lines[i].strip("|").split(" | ")]
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].startswith("| "):
+                rows.append([c.strip() for c in lines[i][2:-2].split(" | ")])
+                i += 1
+            out.append((cells, rows))
+        else:
+            i += 1
+    return out
+
+
+def find_table(tables_, first_header, *more):
+    for headers, rows in tables_:
+        if headers[0] == first_header and all(h in headers for h in more):
+            return headers, rows
+    raise AssertionError(f"no table with headers {first_header}, {more}")
+
+
+# ---- the comparison math ----------------------------------------------------------------
+
+def test_pct_change():
+    assert pct_change(200, 150) == -25.0
+    assert pct_change(-4, -2) == 50.0  # against the magnitude of the baseline
+    assert pct_change(0, 0) == 0.0
+    assert pct_change(0, 5) is None
+    assert pct_change(None, 5) is None
+    assert pct_change(5, None) is None
+    assert [fmt_pct(c) for c in (22.66, -50.46, 0.0, 0.04, None)] == \
+        ["+22.7%", "-50.5%", "0.0%", "0.0%", "n/a"]
+
+
+def test_significance():
+    assert significance([1.0], [1.0, 2.0]) == "n/a"  # one run
+    assert significance([3, 3], [5, 5]) == "n/a"  # no spread, different means
+    assert significance([0, 0, 0], [0, 0, 0]) == "no (p=1.00)"
+    # R: t.test(...) p-value = 0.08356
+    assert significance([11, 9, 10, 11, 10, 12, 9, 11, 12, 9],
+                        [11, 13, 10, 13, 12, 9, 11, 12, 12, 11]) == "no (p=0.0836)"
+    assert significance([100, 101, 99, 100], [120, 119, 121, 120]) == "yes (p<0.001)"
+    # a = [1, 2, 3], b = [4, 5, 6]: t = -3 / sqrt(2/3), df = 4, p = 0.0213
+    assert significance([1, 2, 3], [4, 5, 6]) == "yes (p=0.0213)"
+    assert significance([1, 2, 3], [2, 3, 4]) == "no (p=0.29)"
+
+
+def run_metrics_dict(**over):
+    m = {"host.swap_in": 10, "host.swap_out": 1000}
+    for vm in VMS:
+        m |= {f"{vm}.qemu.elapsed_s": 100.0, f"{vm}.qemu.user_s": 50.0,
+              f"{vm}.qemu.sys_s": 1.0, f"{vm}.qemu.cpu_pct": 51.0,
+              f"{vm}.qemu.major_faults": 10, f"{vm}.qemu.minor_faults": 100,
+              f"{vm}.guest.records_total": 9000, f"{vm}.guest.swap_in": 0,
+              f"{vm}.guest.swap_out": 0, f"{vm}.guest.oom_kills": 0}
+    return m | over
+
+
+def test_comparison_rows_means_stdev_change_and_significance():
+    base = mode_summary("vanilla", [run_metrics_dict(**{"host.swap_out": v})
+                                    for v in (900, 1000, 1100)])
+    other = mode_summary("auto", [run_metrics_dict(**{"host.swap_out": v})
+                                  for v in (40, 50, 60)])
+    rows = {r[0]: r for r in comparison_rows(base, other, VMS)}
+    assert rows["host swap out (pages)"] == [
+        "host swap out (pages)", "1,000 ± 100", "50 ± 10", "-95.0%", "yes (p=0.00341)"]
+    # identical constant runs: no change, no evidence of one
+    assert rows["host swap in (pages)"][1:] == ["10 ± 0", "10 ± 0", "0.0%", "no (p=1.00)"]
+    # metrics neither mode has are left out; VM metrics are labelled with the VM
+    assert "host peak swap (MiB)" not in rows
+    assert rows["vm-up QEMU CPU%"][1:3] == ["51.0 ± 0.0", "51.0 ± 0.0"]
+
+
+def test_rates_are_means_of_the_per_run_rates():
+    """CPU% and records/s are averaged as rates: never recomputed from summed totals."""
+    fast = run_metrics_dict(**{"vm-down.qemu.elapsed_s": 10.0, "vm-down.qemu.user_s": 9.0,
+                               "vm-down.qemu.sys_s": 0.0, "vm-down.qemu.cpu_pct": 90.0,
+                               "vm-down.guest.records_total": 9000})
+    slow = run_metrics_dict(**{"vm-down.qemu.elapsed_s": 100.0, "vm-down.qemu.user_s": 10.0,
+                               "vm-down.qemu.sys_s": 0.0, "vm-down.qemu.cpu_pct": 10.0,
+                               "vm-down.guest.records_total": 3000})
+    s = mode_summary("vanilla", [fast, slow])
+    rows = {r[0]: r for r in comparison_rows(s, s, VMS)}
+    # (90 + 10) / 2 = 50, where totals would give 19 / 110 = 17.3 %
+    assert rows["vm-down QEMU CPU%"][1] == "50.0 ± 56.6"
+    assert rows["vm-down total recs (records/s)"][1] == "6,000 ± 4,243"
+
+
+def test_comparison_with_a_missing_metric():
+    base = mode_summary("vanilla", [run_metrics_dict()])
+    other = mode_summary("auto", [run_metrics_dict(**{"host.peak_swap_mib": 5})])
+    rows = {r[0]: r for r in comparison_rows(base, other, VMS)}
+    assert rows["host peak swap (MiB)"][1:] == ["-", "5", "n/a", "n/a"]
+    assert rows["host swap out (pages)"][1:] == ["1,000", "1,000", "0.0%", "n/a"]
+
+
+# ---- the published numbers -----------------------------------------------------------
+
+def test_published_numbers_are_designs_table():
+    pub = published()
+    assert pub["vanilla"]["host.swap_out"] == 372551.0
+    assert pub["automatic"]["host.swap_out"] == 8225.33
+    assert pub["automatic"]["vm-up.guest.swap_out"] == 822.66
+    if not DESIGN.is_file():
+        pytest.skip(f"{DESIGN} is not beside the repository")
+    text = DESIGN.read_text()
+    cols = ["qemu.elapsed_s", "qemu.user_s", "qemu.sys_s", "qemu.cpu_pct",
+            "qemu.major_faults", "qemu.minor_faults", "guest.records_total",
+            "guest.swap_in", "guest.swap_out"]
+    found = 0
+    for line in text.splitlines():
+        m = re.match(r"^\| (vanilla|automatic) \| (vm-\w+) \| (.*) \|$", line)
+        if m:
+            values = [float(v) for v in m.group(3).split(" | ")]
+            assert {f"{m.group(2)}.{c}": v for c, v in zip(cols, values, strict=True)}.items() \
+                <= pub[m.group(1)].items()
+            found += 1
+    assert found == 4
+    m = re.search(r"Host swap: vanilla ([\d.]+) in / ([\d.]+) out; automatic ([\d.]+) in / "
+                  r"([\d.]+) out", text)
+    assert m is not None
+    assert [float(v) for v in m.groups()] == [
+        pub["vanilla"]["host.swap_in"], pub["vanilla"]["host.swap_out"],
+        pub["automatic"]["host.swap_in"], pub["automatic"]["host.swap_out"]]
+
+
+def test_published_rows_put_ratios_side_by_side():
+    van = mode_summary("vanilla", [run_metrics_dict(**{"host.swap_out": 100000,
+                                                       "vm-up.qemu.major_faults": 2000})])
+    auto = mode_summary("auto", [run_metrics_dict(**{"host.swap_out": 2200,
+                                                     "vm-up.qemu.major_faults": 60})])
+    rows = {r[0]: r for r in published_rows(van, auto)}
+    assert rows["host swap out (pages)"] == [
+        "host swap out (pages)", "372,551", "8,225.33", "0.022", "100,000", "2,200", "0.022"]
+    assert rows["vm-up QEMU major faults"] == [
+        "vm-up QEMU major faults", "2,053.66", "63.66", "0.031", "2,000", "60", "0.030"]
+    # 0 / 0: no ratio; 822.66 / 0 neither
+    assert rows["vm-up guest swap out (pages)"][3] == "n/a"
+    assert rows["vm-up guest swap out (pages)"][6] == "n/a"
+    assert len(rows) == 2 + 2 * 9
+    assert [fmt_ratio(r) for r in (None, 0.0, 7.29e-05, 0.5, 12.34)] == \
+        ["n/a", "0.0", "7.3e-05", "0.500", "12.3"]
+
+
+# ---- the rest of the pure parts -------------------------------------------------------
+
+def test_env_tables_split_common_and_differing():
+    envs = {"vanilla": [{"accel": "tcg", "thp_enabled": "never", "qemu": {"patches": ["a", "b"]},
+                         "policy": None, "policy_params": {}, "command": "rig run x"}],
+            "auto": [{"accel": "tcg", "thp_enabled": "madvise", "qemu": {"patches": ["a", "b"]},
+                      "policy": "auto", "policy_params": {"step": 32}},
+                     {"accel": "tcg", "thp_enabled": "never", "qemu": {"patches": ["a", "b"]},
+                      "policy": "auto", "policy_params": {"step": 32}}]}
+    common, differing = env_tables(envs)
+    assert common == [["accel", "tcg"], ["qemu.patches", "a, b"]]
+    assert differing == [["thp_enabled", "never", "madvise | never"],
+                         ["policy", "none", "auto"],
+                         ["policy_params", "(none)", "-"],
+                         ["policy_params.step", "-", "32"]]
+
+
+def test_check_metrics():
+    assert check_metrics({"a": 1, "b": 2.5}, {"a": 1, "b": 2.5}) == "matches (2 metrics)"
+    assert check_metrics({"a": 1, "b": 2.5}, {"a": 2, "c": 1}) == (
+        "DIFFERS: a: summary 1, raw files 2; b only in the summary; c only in the raw files")
+
+
+def test_trace_puts_the_timeline_on_the_samples_clock():
+    samples = [
+        {"t": 0.0, "wall": 1000.5, "host_usage_mib": 500, "swap_used_mib": 0,
+         "vms": {"vm-down": {"actual_mib": 666, "step": 0}, "vm-up": {"actual_mib": None}}},
+        {"t": 1.0, "wall": 1001.5, "host_usage_mib": 900, "swap_used_mib": 10,
+         "vms": {"vm-down": {"actual_mib": 600, "step": 1}, "vm-up": {"actual_mib": 666}}},
+    ]
+    timeline = [
+        {"wall": 1000.0, "kind": "libvirt", "state": "connected"},
+        {"wall": 1000.75, "kind": "input", "event": "HostPressure", "level": "critical"},
+        {"wall": 1000.8, "kind": "command", "vm": "autoballoon-vm-down", "target_mib": 600,
+         "cause": "host pressure"},
+        {"wall": 1001.0, "kind": "input", "event": "GuestPressure", "vm": "autoballoon-vm-up",
+         "level": "low"},
+        {"wall": 1001.2, "kind": "command", "vm": "somebody-else", "target_mib": 1},
+        {"wall": 1001.5, "kind": "input", "event": "HostMemory", "free_mib": 68,
+         "total_mib": 1280},
+    ]
+    tr = trace(samples, timeline, VMS)
+    assert tr.t == (0.0, 1.0)
+    assert tr.host_usage_mib == (500.0, 900.0)
+    assert tr.actual_mib == {"vm-down": (666.0, 600.0), "vm-up": (None, 666.0)}
+    assert tr.targets == {"vm-down": ((pytest.approx(0.3), 600.0),), "vm-up": ()}
+    assert tr.host_pressure == ((0.25, "critical"),)
+    assert tr.guest_pressure == ((0.5, "vm-up", "low"),)
+    assert tr.host_free_mib == ((1.0, 68.0),)
+    assert interpolate(tr.t, tr.host_usage_mib, 0.25) == 600.0
+    assert interpolate(tr.t, tr.actual_mib["vm-up"], 0.5) == 666.0
+    assert interpolate(tr.t, tr.host_usage_mib, 7.0) == 900.0
+    assert interpolate((), (), 1.0) is None
+
+
+def test_step_rates_are_the_summary_means():
+    s = mode_summary("auto", [{"vm-up.guest.step1.records_s": 100,
+                               "vm-up.guest.step2.records_s": 300},
+                              {"vm-up.guest.step1.records_s": 200,
+                               "vm-up.guest.step2.records_s": 300}])
+    rates = step_rates(s, {"vm-up": (112, 212)})
+    assert [(r.step, r.chunks, r.mean, r.runs) for r in rates["vm-up"]] == [
+        (1, 112, 150.0, 2), (2, 212, 300.0, 2)]
+    assert step_rates(s)["vm-up"][0].chunks is None
+
+
+def test_markdown_and_html_renderers():
+    blocks = [Heading(1, "T <1>"), Para("a `b<c>` d"), Code("x | y"),
+              table(["metric", "value"], [["a|b", "1,234"], ["c", "n/a"]], "cap"),
+              Figure("f.png", "a plot")]
+    md = to_markdown(blocks)
+    assert md.startswith("# T <1>\n\na `b<c>` d\n\n```\nx | y\n```\n\ncap\n\n")
+    assert "| a\\|b   | 1,234 |" in md
+    assert "|:-------|------:|" in md
+    assert md.endswith("![a plot](f.png)\n")
+    page = to_html(blocks, "T", {"f.png": b"\x89PNG"})
+    assert "<h1>T &lt;1&gt;</h1>" in page
+    assert "<p>a <code>b&lt;c&gt;</code> d</p>" in page
+    assert '<td class="n">1,234</td>' in page and "<td>a|b</td>" in page
+    assert 'src="data:image/png;base64,iVBORw=="' in page
+    assert "<script" not in page and "http" not in page.replace('lang="en"', "")
+
+
+# ---- the golden results directory -----------------------------------------------------
+
+# What rig.run_metrics.compute gives for the golden runs' raw files (frozen: a change in
+# the parsers or the math shows up here).
+GOLDEN_RAW = {
+    "vanilla": {
+        "host.swap_in": 12005, "host.swap_out": 118352, "elapsed_s": 66.353,
+        "vm-down.qemu.elapsed_s": 66.353, "vm-down.qemu.user_s": 52.72,
+        "vm-down.qemu.sys_s": 1.95, "vm-down.qemu.cpu_pct": 82.39265745331788,
+        "vm-down.qemu.major_faults": 4210, "vm-down.qemu.minor_faults": 137641,
+        "vm-down.guest.records_total": 8751, "vm-down.guest.swap_in": 0,
+        "vm-down.guest.swap_out": 0, "vm-down.guest.oom_kills": 0,
+        "vm-up.qemu.user_s": 53.29, "vm-up.qemu.sys_s": 2.15,
+        "vm-up.qemu.cpu_pct": 83.5531174174491, "vm-up.qemu.major_faults": 1512,
+        "vm-up.qemu.minor_faults": 141910, "vm-up.guest.records_total": 9409,
+        "vm-up.guest.swap_out": 29, "vm-up.guest.step1.records_s": 1889,
+        "vm-up.guest.step5.records_s": 1844, "host.peak_swap_mib": 505,
+    },
+    "auto": {
+        "host.swap_in": 14734, "host.swap_out": 58623, "elapsed_s": 65.674,
+        "vm-down.qemu.elapsed_s": 65.674, "vm-down.qemu.user_s": 53.08,
+        "vm-down.qemu.sys_s": 1.54, "vm-down.qemu.cpu_pct": 83.1683771355483,
+        "vm-down.qemu.major_faults": 4411, "vm-down.qemu.minor_faults": 15503,
+        "vm-down.guest.records_total": 8964, "vm-up.qemu.user_s": 53.75,
+        "vm-up.qemu.sys_s": 2.06, "vm-up.qemu.cpu_pct": 84.98035752352529,
+        "vm-up.qemu.major_faults": 32, "vm-up.qemu.minor_faults": 163858,
+        "vm-up.guest.records_total": 9477, "vm-up.guest.swap_in": 0,
+        "vm-up.guest.swap_out": 83, "vm-up.guest.oom_kills": 0,
+        "vm-up.balloon.min_mib": 240, "daemon.commands": 53,
+        "daemon.host_pressure_events": 30, "daemon.guest_pressure_events": 3,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    d = tmp_path_factory.mktemp("results") / "quick" / "golden"
+    shutil.copytree(GOLDEN, d)
+    md = write_report(d)
+    return d, md.read_text(), (d / "report" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "auto"])
+def test_golden_raw_files_give_the_frozen_metrics(mode):
+    complete, metrics = run_metrics.compute(GOLDEN / mode / "run-1", VMS)
+    assert complete
+    assert {k: metrics[k] for k in GOLDEN_RAW[mode]} == GOLDEN_RAW[mode]
+
+
+def test_golden_report_has_every_section(golden):
+    _, md, _ = golden
+    heads = [line for line in md.splitlines() if line.startswith("#")]
+    assert heads == [
+        "# Benchmark report: quick, golden", "## How to rerun this",
+        "## Results in the RFC's layout", "## Comparison with vanilla",
+        "### auto vs vanilla",
+        "## Beside the RFC's numbers: published (2013 RFC, KVM, 2 GiB host)",
+        "### Ratios to vanilla: published automatic vs our auto",
+        "## Plots", "## Environment", "## Raw-file check"]
+    assert "rig run quick --mode vanilla --runs 1 --results /tmp/results" in md
+    assert "rig run quick --mode auto --runs 1 --results /tmp/results" in md
+    assert re.search(r"^rig report /\S+/quick/golden$", md, re.MULTILINE)
+
+
+def test_golden_rfc_tables_are_the_raw_files_numbers(golden):
+    _, md, _ = golden
+    tabs = md_tables(md)
+    _, host = find_table(tabs, "mode", "host swap in")
+    assert host[:2] == [["vanilla", "1", "12,005", "118,352"], ["auto", "1", "14,734", "58,623"]]
+    _, vm_rows = find_table(tabs, "mode", "VM", "total recs")
+    assert vm_rows[:4] == [
+        ["vanilla", "vm-down", "66.35", "52.72", "1.95", "82", "4,210", "137,641", "8,751",
+         "0", "0", "0"],
+        ["vanilla", "vm-up", "66.35", "53.29", "2.15", "84", "1,512", "141,910", "9,409",
+         "0", "29", "0"],
+        ["auto", "vm-down", "65.67", "53.08", "1.54", "83", "4,411", "15,503", "8,964",
+         "0", "0", "0"],
+        ["auto", "vm-up", "65.67", "53.75", "2.06", "85", "32", "163,858", "9,477",
+         "0", "83", "0"],
+    ]
+    # and the same numbers recomputed from the raw files, formatted as the table does
+    for row, (mode, vm) in zip(vm_rows[:4], [("vanilla", "vm-down"), ("vanilla", "vm-up"),
+                                             ("auto", "vm-down"), ("auto", "vm-up")],
+                               strict=True):
+        _, raw = run_metrics.compute(GOLDEN / mode / "run-1", VMS)
+        assert row[4] == f"{raw[f'{vm}.qemu.sys_s']:,.2f}"
+        assert row[6] == f"{raw[f'{vm}.qemu.major_faults']:,}"
+        assert row[8] == f"{raw[f'{vm}.guest.records_total']:,}"
+
+
+def test_golden_comparison_and_published_tables(golden):
+    _, md, _ = golden
+    tabs = md_tables(md)
+    _, cmp_rows = find_table(tabs, "metric", "vanilla", "auto", "change")
+    rows = {r[0]: r[1:] for r in cmp_rows}
+    assert rows["host swap out (pages)"] == ["118,352", "58,623", "-50.5%", "n/a"]
+    assert rows["host swap in (pages)"] == ["12,005", "14,734", "+22.7%", "n/a"]
+    assert rows["vm-up QEMU major faults"] == ["1,512", "32", "-97.9%", "n/a"]
+    assert rows["vm-down QEMU CPU%"] == ["82.4", "83.2", "+0.9%", "n/a"]
+    assert rows["vm-up total recs (records/s)"] == ["9,409", "9,477", "+0.7%", "n/a"]
+    assert rows["vm-up balloon minimum (MiB)"] == ["666", "240", "-64.0%", "n/a"]
+    _, pub = find_table(tabs, "metric", "published ratio", "our ratio")
+    prow = {r[0]: r[1:] for r in pub}
+    assert prow["host swap out (pages)"] == [
+        "372,551", "8,225.33", "0.022", "118,352", "58,623", "0.495"]
+    assert prow["vm-up QEMU major faults"] == [
+        "2,053.66", "63.66", "0.031", "1,512", "32", "0.021"]
+    _, rfc = find_table(tabs, "mode", "VM", "OOM kills")  # ours first, then published
+    published_tables = [t for t in tabs if t[1] and t[1][0][0] == "vanilla"
+                        and any(r[0] == "automatic" for r in t[1])]
+    assert len(published_tables) == 2
+    assert published_tables[1][1][3] == ["automatic", "vm-up", "388.79", "310.98", "4.35", "81",
+                                         "63.66", "110,307", "4,704.33", "2.67", "822.66", "-"]
+    assert rfc[0][0] == "vanilla"
+
+
+def test_golden_environment_and_raw_file_check(golden):
+    _, md, _ = golden
+    tabs = md_tables(md)
+    _, common = find_table(tabs, "key", "value")
+    env = dict(common)
+    assert env["accel"] == "tcg"
+    assert env["scenario_sha256"] == \
+        "f3695a3f2cde3b1172fa07c43425963e355fceecc63e8e3859bde9e5e102dfd3"
+    assert env["rig_revision"] == "48ad18fc42b52e63292e7029893df8121141e414-dirty"
+    assert env["qemu.source_version"] == "1:7.2+dfsg-7+deb12u18"
+    _, diff = find_table(tabs, "key", "vanilla", "auto")
+    assert ["thp_enabled", "always madvise [never]", "always [madvise] never"] in diff
+    _, check = find_table(tabs, "mode", "run", "state")
+    assert check == [["vanilla", "1", "complete", "matches (39 metrics)"],
+                     ["auto", "1", "complete", "matches (42 metrics)"]]
+
+
+def png_size(path):
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_golden_plots_and_self_contained_html(golden):
+    d, md, page = golden
+    pngs = sorted(p.name for p in (d / "report").glob("*.png"))
+    assert pngs == ["ebizzy-auto.png", "ebizzy-vanilla.png", "timeline-auto-run-1.png",
+                    "timeline-vanilla-run-1.png"]
+    for name in pngs:
+        assert png_size(d / "report" / name) == (900, 400)
+        assert (d / "report" / name).stat().st_size < 150_000
+        assert f"]({name})" in md
+    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count("<table>") == len(md_tables(md))
+    assert "<script" not in page.lower()
+    assert not re.search(r"(src|href)=\"(?!data:)", page)
+    assert "<style>" in page
+
+
+def test_baseline_option_and_rerun_are_stable(golden, tmp_path):
+    d, md, _ = golden
+    md2 = write_report(d).read_text()
+    assert md2 == md
+    md3 = write_report(d, baseline="auto").read_text()
+    assert "## Comparison with auto" in md3 and "### vanilla vs auto" in md3
+    assert "| host swap out (pages) " in md3 and "+101.9%" in md3
+
+
+def test_a_mode_without_its_summary_is_aggregated_from_its_runs(tmp_path):
+    d = tmp_path / "quick" / "x"
+    shutil.copytree(GOLDEN, d)
+    (d / "auto" / "summary.json").unlink()
+    (d / "auto" / "run-1" / results.INCOMPLETE).write_text("")
+    md = write_report(d).read_text()
+    assert "auto: no per-mode summary.json (the mode did not finish): aggregated its runs" in md
+    _, host = find_table(md_tables(md), "mode", "host swap in")
+    assert host == [["vanilla", "1", "12,005", "118,352"], ["auto", "0", "-", "-"]]
+    assert "| auto    |   1 | incomplete | matches (42 metrics) |" in md
+
+
+def test_a_mode_whose_first_run_is_still_going(tmp_path):
+    d = tmp_path / "quick" / "x"
+    shutil.copytree(GOLDEN, d)
+    (d / "auto" / "summary.json").unlink()
+    (d / "auto" / "run-1" / "summary.json").unlink()
+    (d / "auto" / "run-1" / results.INCOMPLETE).write_text("")
+    md = write_report(d).read_text()
+    assert md.startswith("# Benchmark report: quick, x\n")
+    assert "| auto    |   1 | incomplete | no summary           |" in md
+    assert "![auto run 1 (incomplete): host memory, swap and balloons]" in md
+
+
+def test_bad_results_dirs(tmp_path, capsys):
+    with pytest.raises(UsageError, match="no such directory"):
+        write_report(tmp_path / "missing")
+    with pytest.raises(UsageError, match="no mode directories"):
+        write_report(tmp_path)
+    d = tmp_path / "r"
+    shutil.copytree(GOLDEN, d)
+    with pytest.raises(UsageError, match=r"--baseline free: not a mode .*\(vanilla, auto\)"):
+        write_report(d, baseline="free")
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rig: ") and "no such directory" in err
+
+
+def test_cli_report(tmp_path, capsys):
+    d = tmp_path / "r"
+    shutil.copytree(GOLDEN, d)
+    assert main(["report", str(d), "--baseline", "vanilla"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"report: {d}/report/report.md and {d}/report/report.html\n"
+    assert report.REPORT_DIR == "report"

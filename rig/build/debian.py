@@ -1,6 +1,7 @@
 """Debian packages: what the rig installs, the deb-src entry it derives, and version lookups.
 
-The parsing of deb822 source entries is pure; the adapters below it call apt.
+The parsing of deb822 source entries and the ordering of Debian versions are pure; the
+adapters below them call apt.
 No registry host name appears here: the deb-src entry copies the URIs of the machine's
 own `Types: deb` entries.
 """
@@ -101,6 +102,67 @@ def derive_deb_src(text: str) -> str:
 
 def has_deb_src(text: str) -> bool:
     return any("deb-src" in e.get("Types").split() for e in parse_deb822(text))
+
+
+# ---- pure helpers: version ordering ---------------------------------------------------
+
+def _char_order(c: str) -> int:
+    """dpkg's order of one character in a non-digit run ("" = end of string)."""
+    if c == "" or c.isdigit():
+        return 0
+    if c == "~":
+        return -1
+    if c.isascii() and c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _compare_fragment(a: str, b: str) -> int:
+    """Compare an upstream version or a revision the way dpkg does (-1, 0, 1)."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ac = _char_order(a[i] if i < len(a) else "")
+            bc = _char_order(b[j] if j < len(b) else "")
+            if ac != bc:
+                return -1 if ac < bc else 1
+            i += 1
+            j += 1
+        ni = i
+        while ni < len(a) and a[ni].isdigit():
+            ni += 1
+        nj = j
+        while nj < len(b) and b[nj].isdigit():
+            nj += 1
+        na = int(a[i:ni] or "0")
+        nb = int(b[j:nj] or "0")
+        if na != nb:
+            return -1 if na < nb else 1
+        i, j = ni, nj
+    return 0
+
+
+def _split_version(version: str) -> tuple[int, str, str]:
+    epoch_text, sep, rest = version.partition(":")
+    if not sep:
+        epoch_text, rest = "0", version
+    if not epoch_text.isdigit():
+        raise ValueError(f"bad epoch in Debian version {version!r}")
+    upstream, sep, revision = rest.rpartition("-")
+    if not sep:
+        upstream, revision = rest, ""
+    if not upstream:
+        raise ValueError(f"empty upstream part in Debian version {version!r}")
+    return int(epoch_text), upstream, revision
+
+
+def compare_versions(a: str, b: str) -> int:
+    """Debian version ordering (like `dpkg --compare-versions`): -1, 0 or 1."""
+    ea, ua, ra = _split_version(a)
+    eb, ub, rb = _split_version(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _compare_fragment(ua, ub) or _compare_fragment(ra, rb)
 
 
 # ---- adapters -------------------------------------------------------------------------

@@ -6,21 +6,25 @@ dropbear (SSH) with the libraries ldd finds, just the virtio modules the guest n
 our virtio_balloon.ko in place of Debian's, the recipe files of images/guest/, and the
 workload files in /opt/autoballoon/bin. See images/README.md for why.
 
+This module stages the tree and assembles the image; the newc cpio writer is in cpio, the
+parsers of modules.dep, ldd, dpkg and dropbearkey output are in image_parsers.
+
 SSH keys are generated at build time and live only in the image's cache directory: the
 client key (ssh-keygen, ed25519) whose public half is root's only authorized key, and
 dropbear's host key (dropbearkey) whose public line the host pins.
 
 Key = kernel, module key, the recipe tree, the Debian versions of busybox-static,
 dropbear-bin and the libraries dropbear-bin depends on, the workload tree, the recipe
-version and this file. The directory `<cache>/images/<key>/` appears by an atomic rename,
+version and the code that shapes the image (BUILDER_SOURCES: this module, cpio.py and
+image_parsers.py). The directory `<cache>/images/<key>/` appears by an atomic rename,
 its manifest written before it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -29,7 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.build.cachekey import cache_key, digest_file, digest_tree, staging
+from rig.build.cpio import CpioEntry, tree_entries, write_cpio
 from rig.build.guest_module import MODULE_NAME, STOCK_MODULE, GuestModule
+from rig.build.image_parsers import (
+    ModuleEntry,
+    load_order,
+    parse_depends_field,
+    parse_dropbearkey_pub,
+    parse_ldd,
+    parse_modules_dep,
+)
 from rig.build.kernel import GuestKernel, parse_dpkg_versions
 from rig.errors import RigError
 from rig.layout import Layout
@@ -54,6 +67,13 @@ GUEST_MODULES: tuple[str, ...] = (
     "virtio_blk", "virtio_net", MODULE_NAME,
 )
 
+# Every module whose code shapes the image, digested into its key in this order.
+BUILDER_SOURCES: tuple[Path, ...] = (
+    Path(__file__),
+    Path(__file__).with_name("cpio.py"),
+    Path(__file__).with_name("image_parsers.py"),
+)
+
 
 @dataclass(frozen=True)
 class GuestImage:
@@ -74,105 +94,7 @@ class GuestImage:
         return f"{name} {self.host_pubkey}"
 
 
-@dataclass(frozen=True)
-class ModuleEntry:
-    path: str  # relative to lib/modules/<abi>
-    deps: tuple[str, ...]  # module names
-
-
 # ---- pure helpers ---------------------------------------------------------------------
-
-def module_name(path: str) -> str:
-    """kernel/drivers/char/hw_random/virtio-rng.ko(.xz) -> virtio_rng"""
-    base = path.rsplit("/", 1)[-1]
-    base = re.sub(r"\.ko(\.(xz|gz|zst))?$", "", base)
-    return base.replace("-", "_")
-
-
-def parse_modules_dep(text: str) -> dict[str, ModuleEntry]:
-    """modules.dep lines `path: dep-path dep-path ...` -> name -> entry."""
-    out: dict[str, ModuleEntry] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        path, sep, deps = line.partition(":")
-        if not sep:
-            raise ValueError(f"not a modules.dep line: {line!r}")
-        path = path.strip()
-        out[module_name(path)] = ModuleEntry(path, tuple(module_name(d) for d in deps.split()))
-    return out
-
-
-def load_order(
-    modules: Mapping[str, ModuleEntry], wanted: Iterable[str]
-) -> list[ModuleEntry]:
-    """Every wanted module and its dependencies, each after all it depends on.
-
-    Wanted modules keep their given order where dependencies allow it.
-    """
-    order: list[ModuleEntry] = []
-    done: set[str] = set()
-    active: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        if name in active:
-            raise RigError(f"module dependency cycle {' -> '.join([*active, name])};"
-                           " check the kernel's modules.dep")
-        entry = modules.get(name)
-        if entry is None:
-            chain = " <- ".join(reversed([*active, name]))
-            raise RigError(f"module {chain} is not in the kernel's modules.dep;"
-                           " is it built in or renamed in this kernel?")
-        active.append(name)
-        for dep in entry.deps:
-            visit(dep)
-        active.pop()
-        done.add(name)
-        order.append(entry)
-
-    for name in wanted:
-        visit(name)
-    return order
-
-
-def parse_ldd(text: str) -> list[Path]:
-    """The library files (and the loader) in `ldd` output; vdso has no file."""
-    libs: list[Path] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if "=>" in line:
-            target = line.split("=>", 1)[1].strip()
-            if target.startswith("not found"):
-                raise RigError(f"ldd: {line}; reinstall the package that provides it")
-            path = target.split(" (", 1)[0].strip()
-        else:
-            path = line.split(" (", 1)[0].strip()
-        if path.startswith("/"):
-            libs.append(Path(path))
-    return libs
-
-
-def parse_depends_field(field: str) -> list[str]:
-    """A dpkg Depends field -> package names (first of each alternative, no versions)."""
-    names: list[str] = []
-    for part in field.split(","):
-        first = part.split("|", 1)[0].strip()
-        name = first.split("(", 1)[0].split(":", 1)[0].strip()
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
-def parse_dropbearkey_pub(text: str) -> str:
-    """`dropbearkey -y` output -> "ssh-ed25519 AAAA..." (type and key, no comment)."""
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith("ssh-"):
-            return f"{parts[0]} {parts[1]}"
-    raise RigError("dropbearkey -y printed no public key; reinstall dropbear-bin")
-
 
 def is_script(data: bytes) -> bool:
     return data.startswith(b"#!")
@@ -185,6 +107,14 @@ def recipe_mode(rel: str, data: bytes) -> int:
     return 0o755 if is_script(data) else 0o644
 
 
+def builder_digest(sources: Iterable[Path] = BUILDER_SOURCES) -> str:
+    """The builder's code: each source file's name and bytes, in the order given."""
+    h = hashlib.sha256()
+    for path in sources:
+        h.update(path.name.encode() + b"\0" + digest_file(path).encode() + b"\n")
+    return h.hexdigest()
+
+
 def image_key(
     kernel: GuestKernel, module: GuestModule, recipe_digest: str,
     package_versions: Mapping[str, str], workload_digest: str | None,
@@ -195,59 +125,10 @@ def image_key(
         "recipe": recipe_digest,
         "workload": workload_digest or "none",
         "recipe-version": RECIPE_VERSION,
-        "builder": digest_file(Path(__file__)),
+        "builder": builder_digest(),
     }
     inputs.update({f"pkg:{k}": v for k, v in package_versions.items()})
     return cache_key(inputs)
-
-
-# newc cpio, written here so the archive is reproducible (uid/gid 0, fixed mtime) and can
-# hold device nodes without root.
-_CPIO_MAGIC = b"070701"
-
-
-def _cpio_header(name: bytes, ino: int, mode: int, size: int, rdev: tuple[int, int],
-                 nlink: int = 1) -> bytes:
-    fields = (ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev[0], rdev[1], len(name) + 1, 0)
-    head = _CPIO_MAGIC + b"".join(f"{v:08X}".encode() for v in fields) + name + b"\0"
-    return head + b"\0" * (-len(head) % 4)
-
-
-@dataclass(frozen=True)
-class CpioEntry:
-    name: str  # relative, no leading slash
-    mode: int  # including the file type bits
-    data: bytes = b""
-    rdev: tuple[int, int] = (0, 0)
-
-
-def write_cpio(entries: Iterable[CpioEntry], out: Path) -> None:
-    with out.open("wb") as f:
-        ino = 1
-        for e in entries:
-            nlink = 2 if stat.S_ISDIR(e.mode) else 1
-            f.write(_cpio_header(e.name.encode(), ino, e.mode, len(e.data), e.rdev, nlink))
-            f.write(e.data + b"\0" * (-len(e.data) % 4))
-            ino += 1
-        f.write(_cpio_header(b"TRAILER!!!", 0, 0, 0, (0, 0)))
-
-
-def tree_entries(root: Path) -> list[CpioEntry]:
-    """Entries for every path under root, parents first, in sorted order."""
-    entries: list[CpioEntry] = []
-    for p in sorted(root.rglob("*"), key=lambda q: q.relative_to(root).as_posix()):
-        rel = p.relative_to(root).as_posix()
-        st = p.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            entries.append(CpioEntry(rel, stat.S_IFLNK | 0o777, os.readlink(p).encode()))
-        elif stat.S_ISDIR(st.st_mode):
-            entries.append(CpioEntry(rel, stat.S_IFDIR | stat.S_IMODE(st.st_mode)))
-        elif stat.S_ISREG(st.st_mode):
-            entries.append(CpioEntry(rel, stat.S_IFREG | stat.S_IMODE(st.st_mode),
-                                     p.read_bytes()))
-        else:
-            raise RigError(f"{p} is not a file, directory or symlink; remove it")
-    return entries
 
 
 # ---- adapters -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.build import qemu_build as qb
+from rig.build import qemu_source as qs
 from rig.build.patchseries import apply_series, list_patches
 from rig.errors import RigError
 from rig.layout import Layout
@@ -72,8 +73,8 @@ def _prepare(layout: Layout, progress: Progress, version: str, key: str) -> Path
     for old in (layout.cache / "qemu").glob("qtest-*"):
         shutil.rmtree(old)  # one test tree at a time: each is ~1 GB
     root.mkdir(parents=True)
-    src = qb.fetch_source(layout, version, log, progress)
-    run(["dpkg-source", "-x", src / qb.dsc_name(version), tree], cwd=root, log=log)
+    src = qs.fetch_source(layout, version, log, progress)
+    run(["dpkg-source", "-x", src / qs.dsc_name(version), tree], cwd=root, log=log)
     applied = apply_series(list_patches(layout.qemu_patches), tree, log,
                            "Debian's QEMU source")
     progress.info(f"applied {len(applied)} patch(es); configure (log: {log})")
@@ -92,7 +93,7 @@ def _prepare(layout: Layout, progress: Progress, version: str, key: str) -> Path
 
 
 def run_qemu_tests(layout: Layout, progress: Progress) -> list[QtestResult]:
-    version = qb.resolve_source_version(layout)
+    version = qs.resolve_source_version(layout)
     key = qb.build_key(version, layout.qemu_patches)
     with progress.step(f"QEMU test tree for key {key}"):
         build = _prepare(layout, progress, version, key)

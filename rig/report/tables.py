@@ -1,9 +1,16 @@
-"""Tables in the RFC's layout from per-mode summaries (pure: dicts in, text out)."""
+"""Tables in the RFC's layout from per-mode summaries (pure: dicts in, text out), and the
+small readers of a per-mode summary every part of the report shares: a metric's entry
+(``stats``), the VM names, a number as printed (``fmt``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from rig.report.document import markdown_table
+
+#: A per-mode summary.json object (docs/summary-json.md).
+Summary = dict[str, Any]
 
 # (header, metric suffix after "<vm>.", decimals)
 VM_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -20,8 +27,14 @@ VM_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def _mean(summary: dict[str, Any], name: str) -> float | None:
+def stats(summary: Summary, name: str) -> dict[str, Any] | None:
+    """A metric's entry of a per-mode summary (mean, stdev, values, ...); None if absent."""
     m = summary.get("metrics", {}).get(name)
+    return m if isinstance(m, dict) else None
+
+
+def _mean(summary: Summary, name: str) -> float | None:
+    m = stats(summary, name)
     return None if m is None else float(m["mean"])
 
 
@@ -31,18 +44,7 @@ def fmt(value: float | None, decimals: int) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured table, right-aligned numbers, padded to read as plain text."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |"
-            for r in rows]
-    return "\n".join([line, sep, *body])
-
-
-def vm_names(summaries: Sequence[dict[str, Any]]) -> list[str]:
+def vm_names(summaries: Sequence[Summary]) -> list[str]:
     names: list[str] = []
     for s in summaries:
         for key in s.get("metrics", {}):
@@ -56,13 +58,13 @@ HOST_HEADERS = ("mode", "runs", "host swap in", "host swap out")
 VM_HEADERS = ("mode", "VM", *(h for h, _, _ in VM_COLUMNS))
 
 
-def host_rows(summaries: Sequence[dict[str, Any]]) -> list[list[str]]:
+def host_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     """Rows under HOST_HEADERS: one per mode, means over its runs."""
     return [[s["mode"], str(s["runs"]), fmt(_mean(s, "host.swap_in"), 0),
              fmt(_mean(s, "host.swap_out"), 0)] for s in summaries]
 
 
-def vm_rows(summaries: Sequence[dict[str, Any]]) -> list[list[str]]:
+def vm_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     """Rows under VM_HEADERS: one per mode and VM, means over the mode's runs."""
     rows = []
     for s in summaries:
@@ -72,15 +74,15 @@ def vm_rows(summaries: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def host_table(summaries: Sequence[dict[str, Any]]) -> str:
-    return markdown(HOST_HEADERS, host_rows(summaries))
+def host_table(summaries: Sequence[Summary]) -> str:
+    return markdown_table(HOST_HEADERS, host_rows(summaries))
 
 
-def vm_table(summaries: Sequence[dict[str, Any]]) -> str:
-    return markdown(VM_HEADERS, vm_rows(summaries))
+def vm_table(summaries: Sequence[Summary]) -> str:
+    return markdown_table(VM_HEADERS, vm_rows(summaries))
 
 
-def rfc_tables(summaries: Sequence[dict[str, Any]]) -> str:
+def rfc_tables(summaries: Sequence[Summary]) -> str:
     """Host swap, then QEMU and guest figures per VM; means over each mode's runs."""
     return (f"Host swap (pages; mean of runs)\n{host_table(summaries)}\n\n"
             f"Per VM (QEMU process: s, %, faults; guest: ebizzy records/s summed over its "

@@ -6,16 +6,17 @@ its continued fraction (modified Lentz), the way Numerical Recipes does it:
 
     two-sided p = I_x(df/2, 1/2)  with  x = df / (df + t^2)
 
-Means and variances are computed exactly (fractions) before the one rounding to float,
-so a constant sample has a variance of exactly 0.
+Means and variances are the standard library's (``statistics.mean`` and
+``statistics.variance``): exact over the values (fractions inside) before the one
+rounding to float, so a constant sample has a variance of exactly 0.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 Number = int | float
 
@@ -24,35 +25,10 @@ _EPS = 1e-15
 _MAX_ITERATIONS = 500
 
 
-def _exact(xs: Sequence[Number]) -> list[Fraction]:
-    out = []
+def _check_finite(xs: Sequence[Number]) -> None:
     for x in xs:
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
             raise ValueError(f"not a finite number: {x!r}")
-        out.append(Fraction(x))
-    return out
-
-
-def mean(xs: Sequence[Number]) -> float:
-    """Arithmetic mean (correctly rounded); ValueError for an empty sample."""
-    if not xs:
-        raise ValueError("mean of an empty sample")
-    fs = _exact(xs)
-    return float(sum(fs) / len(fs))
-
-
-def variance(xs: Sequence[Number]) -> float:
-    """Sample variance (n - 1 denominator); ValueError with fewer than 2 values."""
-    if len(xs) < 2:
-        raise ValueError(f"sample variance needs at least 2 values, got {len(xs)}")
-    fs = _exact(xs)
-    m = sum(fs) / len(fs)
-    return float(sum((f - m) ** 2 for f in fs) / (len(fs) - 1))
-
-
-def stdev(xs: Sequence[Number]) -> float:
-    """Sample standard deviation (n - 1 denominator); ValueError with fewer than 2 values."""
-    return math.sqrt(variance(xs))
 
 
 def _beta_cf(a: float, b: float, x: float) -> float:
@@ -127,9 +103,11 @@ def welch(a: Sequence[Number], b: Sequence[Number]) -> WelchResult | None:
     difference at all: t = 0, p = 1 (df then is n_a + n_b - 2)."""
     if len(a) < 2 or len(b) < 2:
         return None
+    _check_finite(a)
+    _check_finite(b)
     na, nb = len(a), len(b)
-    ma, mb = mean(a), mean(b)
-    sa, sb = variance(a) / na, variance(b) / nb
+    ma, mb = float(statistics.mean(a)), float(statistics.mean(b))
+    sa, sb = float(statistics.variance(a)) / na, float(statistics.variance(b)) / nb
     se2 = sa + sb
     if se2 == 0.0:
         if ma == mb:

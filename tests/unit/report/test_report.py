@@ -1,4 +1,4 @@
-"""Reports: the comparison math, the published numbers, the document, and a golden
+"""Reports: the document assembled from the results (overview, environment), and a golden
 results directory whose report must show the numbers its raw files give."""
 
 import re
@@ -10,42 +10,13 @@ import pytest
 from rig.bench import results, run_metrics
 from rig.cli import main
 from rig.errors import UsageError
-from rig.layout import REPO_ROOT
 from rig.report import report
-from rig.report.report import (
-    Code,
-    Figure,
-    Heading,
-    Para,
-    check_metrics,
-    comparison_rows,
-    env_tables,
-    fmt_pct,
-    fmt_ratio,
-    interpolate,
-    pct_change,
-    published,
-    published_rows,
-    significance,
-    step_rates,
-    table,
-    to_html,
-    to_markdown,
-    trace,
-    write_report,
-)
+from rig.report.report import env_tables, write_report
 from tests import FIXTURES
 
+from .summaries import VMS
+
 GOLDEN = FIXTURES / "results" / "quick-golden"
-DESIGN = REPO_ROOT.parent / "shared" / "DESIGN.md"
-VMS = ["vm-down", "vm-up"]
-
-
-def mode_summary(mode, per_run):
-    """A per-mode summary (results.aggregate) of runs given as metric dicts."""
-    runs = [results.RunSummary("quick", mode, n, True, m, {}) for n, m in
-            enumerate(per_run, 1)]
-    return results.aggregate(runs)
 
 
 def md_tables(text):
@@ -73,130 +44,7 @@ def find_table(tables_, first_header, *more):
     raise AssertionError(f"no table with headers {first_header}, {more}")
 
 
-# ---- the comparison math ----------------------------------------------------------------
-
-def test_pct_change():
-    assert pct_change(200, 150) == -25.0
-    assert pct_change(-4, -2) == 50.0  # against the magnitude of the baseline
-    assert pct_change(0, 0) == 0.0
-    assert pct_change(0, 5) is None
-    assert pct_change(None, 5) is None
-    assert pct_change(5, None) is None
-    assert [fmt_pct(c) for c in (22.66, -50.46, 0.0, 0.04, None)] == \
-        ["+22.7%", "-50.5%", "0.0%", "0.0%", "n/a"]
-
-
-def test_significance():
-    assert significance([1.0], [1.0, 2.0]) == "n/a"  # one run
-    assert significance([3, 3], [5, 5]) == "n/a"  # no spread, different means
-    assert significance([0, 0, 0], [0, 0, 0]) == "no (p=1.00)"
-    # R: t.test(...) p-value = 0.08356
-    assert significance([11, 9, 10, 11, 10, 12, 9, 11, 12, 9],
-                        [11, 13, 10, 13, 12, 9, 11, 12, 12, 11]) == "no (p=0.0836)"
-    assert significance([100, 101, 99, 100], [120, 119, 121, 120]) == "yes (p<0.001)"
-    # a = [1, 2, 3], b = [4, 5, 6]: t = -3 / sqrt(2/3), df = 4, p = 0.0213
-    assert significance([1, 2, 3], [4, 5, 6]) == "yes (p=0.0213)"
-    assert significance([1, 2, 3], [2, 3, 4]) == "no (p=0.29)"
-
-
-def run_metrics_dict(**over):
-    m = {"host.swap_in": 10, "host.swap_out": 1000}
-    for vm in VMS:
-        m |= {f"{vm}.qemu.elapsed_s": 100.0, f"{vm}.qemu.user_s": 50.0,
-              f"{vm}.qemu.sys_s": 1.0, f"{vm}.qemu.cpu_pct": 51.0,
-              f"{vm}.qemu.major_faults": 10, f"{vm}.qemu.minor_faults": 100,
-              f"{vm}.guest.records_total": 9000, f"{vm}.guest.swap_in": 0,
-              f"{vm}.guest.swap_out": 0, f"{vm}.guest.oom_kills": 0}
-    return m | over
-
-
-def test_comparison_rows_means_stdev_change_and_significance():
-    base = mode_summary("vanilla", [run_metrics_dict(**{"host.swap_out": v})
-                                    for v in (900, 1000, 1100)])
-    other = mode_summary("auto", [run_metrics_dict(**{"host.swap_out": v})
-                                  for v in (40, 50, 60)])
-    rows = {r[0]: r for r in comparison_rows(base, other, VMS)}
-    assert rows["host swap out (pages)"] == [
-        "host swap out (pages)", "1,000 ± 100", "50 ± 10", "-95.0%", "yes (p=0.00341)"]
-    # identical constant runs: no change, no evidence of one
-    assert rows["host swap in (pages)"][1:] == ["10 ± 0", "10 ± 0", "0.0%", "no (p=1.00)"]
-    # metrics neither mode has are left out; VM metrics are labelled with the VM
-    assert "host peak swap (MiB)" not in rows
-    assert rows["vm-up QEMU CPU%"][1:3] == ["51.0 ± 0.0", "51.0 ± 0.0"]
-
-
-def test_rates_are_means_of_the_per_run_rates():
-    """CPU% and records/s are averaged as rates: never recomputed from summed totals."""
-    fast = run_metrics_dict(**{"vm-down.qemu.elapsed_s": 10.0, "vm-down.qemu.user_s": 9.0,
-                               "vm-down.qemu.sys_s": 0.0, "vm-down.qemu.cpu_pct": 90.0,
-                               "vm-down.guest.records_total": 9000})
-    slow = run_metrics_dict(**{"vm-down.qemu.elapsed_s": 100.0, "vm-down.qemu.user_s": 10.0,
-                               "vm-down.qemu.sys_s": 0.0, "vm-down.qemu.cpu_pct": 10.0,
-                               "vm-down.guest.records_total": 3000})
-    s = mode_summary("vanilla", [fast, slow])
-    rows = {r[0]: r for r in comparison_rows(s, s, VMS)}
-    # (90 + 10) / 2 = 50, where totals would give 19 / 110 = 17.3 %
-    assert rows["vm-down QEMU CPU%"][1] == "50.0 ± 56.6"
-    assert rows["vm-down total recs (records/s)"][1] == "6,000 ± 4,243"
-
-
-def test_comparison_with_a_missing_metric():
-    base = mode_summary("vanilla", [run_metrics_dict()])
-    other = mode_summary("auto", [run_metrics_dict(**{"host.peak_swap_mib": 5})])
-    rows = {r[0]: r for r in comparison_rows(base, other, VMS)}
-    assert rows["host peak swap (MiB)"][1:] == ["-", "5", "n/a", "n/a"]
-    assert rows["host swap out (pages)"][1:] == ["1,000", "1,000", "0.0%", "n/a"]
-
-
-# ---- the published numbers -----------------------------------------------------------
-
-def test_published_numbers_are_designs_table():
-    pub = published()
-    assert pub["vanilla"]["host.swap_out"] == 372551.0
-    assert pub["automatic"]["host.swap_out"] == 8225.33
-    assert pub["automatic"]["vm-up.guest.swap_out"] == 822.66
-    if not DESIGN.is_file():
-        pytest.skip(f"{DESIGN} is not beside the repository")
-    text = DESIGN.read_text()
-    cols = ["qemu.elapsed_s", "qemu.user_s", "qemu.sys_s", "qemu.cpu_pct",
-            "qemu.major_faults", "qemu.minor_faults", "guest.records_total",
-            "guest.swap_in", "guest.swap_out"]
-    found = 0
-    for line in text.splitlines():
-        m = re.match(r"^\| (vanilla|automatic) \| (vm-\w+) \| (.*) \|$", line)
-        if m:
-            values = [float(v) for v in m.group(3).split(" | ")]
-            assert {f"{m.group(2)}.{c}": v for c, v in zip(cols, values, strict=True)}.items() \
-                <= pub[m.group(1)].items()
-            found += 1
-    assert found == 4
-    m = re.search(r"Host swap: vanilla ([\d.]+) in / ([\d.]+) out; automatic ([\d.]+) in / "
-                  r"([\d.]+) out", text)
-    assert m is not None
-    assert [float(v) for v in m.groups()] == [
-        pub["vanilla"]["host.swap_in"], pub["vanilla"]["host.swap_out"],
-        pub["automatic"]["host.swap_in"], pub["automatic"]["host.swap_out"]]
-
-
-def test_published_rows_put_ratios_side_by_side():
-    van = mode_summary("vanilla", [run_metrics_dict(**{"host.swap_out": 100000,
-                                                       "vm-up.qemu.major_faults": 2000})])
-    auto = mode_summary("auto", [run_metrics_dict(**{"host.swap_out": 2200,
-                                                     "vm-up.qemu.major_faults": 60})])
-    rows = {r[0]: r for r in published_rows(van, auto)}
-    assert rows["host swap out (pages)"] == [
-        "host swap out (pages)", "372,551", "8,225.33", "0.022", "100,000", "2,200", "0.022"]
-    assert rows["vm-up QEMU major faults"] == [
-        "vm-up QEMU major faults", "2,053.66", "63.66", "0.031", "2,000", "60", "0.030"]
-    # 0 / 0: no ratio; 822.66 / 0 neither
-    assert rows["vm-up guest swap out (pages)"][3] == "n/a"
-    assert rows["vm-up guest swap out (pages)"][6] == "n/a"
-    assert len(rows) == 2 + 2 * 9
-    assert [fmt_ratio(r) for r in (None, 0.0, 7.29e-05, 0.5, 12.34)] == \
-        ["n/a", "0.0", "7.3e-05", "0.500", "12.3"]
-
-
-# ---- the rest of the pure parts -------------------------------------------------------
+# ---- the environment tables ------------------------------------------------------------
 
 def test_env_tables_split_common_and_differing():
     envs = {"vanilla": [{"accel": "tcg", "thp_enabled": "never", "qemu": {"patches": ["a", "b"]},
@@ -211,72 +59,6 @@ def test_env_tables_split_common_and_differing():
                          ["policy", "none", "auto"],
                          ["policy_params", "(none)", "-"],
                          ["policy_params.step", "-", "32"]]
-
-
-def test_check_metrics():
-    assert check_metrics({"a": 1, "b": 2.5}, {"a": 1, "b": 2.5}) == "matches (2 metrics)"
-    assert check_metrics({"a": 1, "b": 2.5}, {"a": 2, "c": 1}) == (
-        "DIFFERS: a: summary 1, raw files 2; b only in the summary; c only in the raw files")
-
-
-def test_trace_puts_the_timeline_on_the_samples_clock():
-    samples = [
-        {"t": 0.0, "wall": 1000.5, "host_usage_mib": 500, "swap_used_mib": 0,
-         "vms": {"vm-down": {"actual_mib": 666, "step": 0}, "vm-up": {"actual_mib": None}}},
-        {"t": 1.0, "wall": 1001.5, "host_usage_mib": 900, "swap_used_mib": 10,
-         "vms": {"vm-down": {"actual_mib": 600, "step": 1}, "vm-up": {"actual_mib": 666}}},
-    ]
-    timeline = [
-        {"wall": 1000.0, "kind": "libvirt", "state": "connected"},
-        {"wall": 1000.75, "kind": "input", "event": "HostPressure", "level": "critical"},
-        {"wall": 1000.8, "kind": "command", "vm": "autoballoon-vm-down", "target_mib": 600,
-         "cause": "host pressure"},
-        {"wall": 1001.0, "kind": "input", "event": "GuestPressure", "vm": "autoballoon-vm-up",
-         "level": "low"},
-        {"wall": 1001.2, "kind": "command", "vm": "somebody-else", "target_mib": 1},
-        {"wall": 1001.5, "kind": "input", "event": "HostMemory", "free_mib": 68,
-         "total_mib": 1280},
-    ]
-    tr = trace(samples, timeline, VMS)
-    assert tr.t == (0.0, 1.0)
-    assert tr.host_usage_mib == (500.0, 900.0)
-    assert tr.actual_mib == {"vm-down": (666.0, 600.0), "vm-up": (None, 666.0)}
-    assert tr.targets == {"vm-down": ((pytest.approx(0.3), 600.0),), "vm-up": ()}
-    assert tr.host_pressure == ((0.25, "critical"),)
-    assert tr.guest_pressure == ((0.5, "vm-up", "low"),)
-    assert tr.host_free_mib == ((1.0, 68.0),)
-    assert interpolate(tr.t, tr.host_usage_mib, 0.25) == 600.0
-    assert interpolate(tr.t, tr.actual_mib["vm-up"], 0.5) == 666.0
-    assert interpolate(tr.t, tr.host_usage_mib, 7.0) == 900.0
-    assert interpolate((), (), 1.0) is None
-
-
-def test_step_rates_are_the_summary_means():
-    s = mode_summary("auto", [{"vm-up.guest.step1.records_s": 100,
-                               "vm-up.guest.step2.records_s": 300},
-                              {"vm-up.guest.step1.records_s": 200,
-                               "vm-up.guest.step2.records_s": 300}])
-    rates = step_rates(s, {"vm-up": (112, 212)})
-    assert [(r.step, r.chunks, r.mean, r.runs) for r in rates["vm-up"]] == [
-        (1, 112, 150.0, 2), (2, 212, 300.0, 2)]
-    assert step_rates(s)["vm-up"][0].chunks is None
-
-
-def test_markdown_and_html_renderers():
-    blocks = [Heading(1, "T <1>"), Para("a `b<c>` d"), Code("x | y"),
-              table(["metric", "value"], [["a|b", "1,234"], ["c", "n/a"]], "cap"),
-              Figure("f.png", "a plot")]
-    md = to_markdown(blocks)
-    assert md.startswith("# T <1>\n\na `b<c>` d\n\n```\nx | y\n```\n\ncap\n\n")
-    assert "| a\\|b   | 1,234 |" in md
-    assert "|:-------|------:|" in md
-    assert md.endswith("![a plot](f.png)\n")
-    page = to_html(blocks, "T", {"f.png": b"\x89PNG"})
-    assert "<h1>T &lt;1&gt;</h1>" in page
-    assert "<p>a <code>b&lt;c&gt;</code> d</p>" in page
-    assert '<td class="n">1,234</td>' in page and "<td>a|b</td>" in page
-    assert 'src="data:image/png;base64,iVBORw=="' in page
-    assert "<script" not in page and "http" not in page.replace('lang="en"', "")
 
 
 # ---- the golden results directory -----------------------------------------------------

@@ -4,33 +4,27 @@ import math
 
 import pytest
 
-from rig.report.welch import betainc, mean, stdev, t_cdf, t_two_sided_p, variance, welch
+from rig.report.welch import betainc, t_cdf, t_two_sided_p, welch
 
 
-def test_mean_and_sample_stdev():
-    xs = [2, 4, 4, 4, 5, 5, 7, 9]  # sum of squared deviations 32
-    assert mean(xs) == 5.0
-    assert variance(xs) == pytest.approx(32 / 7, rel=1e-15)
-    assert stdev(xs) == pytest.approx(math.sqrt(32 / 7), rel=1e-15)
-    # exact arithmetic: a constant sample of inexact floats has variance exactly 0
-    assert variance([0.1, 0.1, 0.1]) == 0.0
-    assert mean([0.1, 0.2, 0.3]) == 0.2
-
-
-@pytest.mark.parametrize("bad", [[], [1.0]])
-def test_too_few_values(bad):
-    with pytest.raises(ValueError):
-        variance(bad)
-    if not bad:
-        with pytest.raises(ValueError, match="empty"):
-            mean(bad)
+def test_exact_means_and_variances():
+    """Means and variances are exact before the one rounding (statistics.mean and
+    variance): constant samples of inexact floats have no spread at all."""
+    r = welch([0.1, 0.1, 0.1], [0.1, 0.1])
+    assert r is not None
+    assert (r.t, r.p, r.df, r.mean_a) == (0.0, 1.0, 3.0, 0.1)
+    assert welch([0.1, 0.1, 0.1], [0.2, 0.2]) is None
+    r = welch([0.1, 0.2, 0.3], [2, 4, 4, 4, 5, 5, 7, 9])  # s² = 0.01 and 32/7
+    assert r is not None
+    assert (r.mean_a, r.mean_b) == (0.2, 5.0)
+    assert r.t == pytest.approx((0.2 - 5.0) / math.sqrt(0.01 / 3 + 32 / 7 / 8), rel=1e-14)
 
 
 def test_rejects_non_finite():
     with pytest.raises(ValueError, match="finite"):
-        mean([1.0, math.nan])
+        welch([1.0, math.nan], [1.0, 2.0])
     with pytest.raises(ValueError, match="finite"):
-        variance([1.0, math.inf])
+        welch([1.0, 2.0], [1.0, math.inf])
 
 
 @pytest.mark.parametrize("x", [0.0, 0.05, 0.3, 0.5, 0.77, 0.99, 1.0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rig.bench.results import metric_mean, vm_names
 from rig.scenario import Reproduction
 
 
@@ -22,16 +23,6 @@ class Verdict:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
 
 
-def _mean(summary: dict[str, Any], name: str) -> float | None:
-    m = summary.get("metrics", {}).get(name)
-    return None if m is None else float(m["mean"])
-
-
-def _vms(summary: dict[str, Any]) -> list[str]:
-    return sorted({k.split(".")[0] for k in summary.get("metrics", {})
-                   if k.endswith(".guest.records_total")})
-
-
 def check(spec: Reproduction, summaries: dict[str, dict[str, Any]]) -> list[Verdict]:
     base, mode = summaries.get(spec.baseline), summaries.get(spec.mode)
     if base is None or mode is None:
@@ -42,7 +33,7 @@ def check(spec: Reproduction, summaries: dict[str, dict[str, Any]]) -> list[Verd
                    f"{spec.baseline} {base['runs']} run(s), {spec.mode} {mode['runs']} "
                    "run(s), all complete" if base["complete"] and mode["complete"]
                    else "a run is incomplete: its numbers cannot be trusted")]
-    b_out, m_out = _mean(base, "host.swap_out"), _mean(mode, "host.swap_out")
+    b_out, m_out = metric_mean(base, "host.swap_out"), metric_mean(mode, "host.swap_out")
     if b_out is None or m_out is None:
         out.append(Verdict("host swap-out", False, "host.swap_out missing"))
     else:
@@ -51,13 +42,15 @@ def check(spec: Reproduction, summaries: dict[str, dict[str, Any]]) -> list[Verd
             "host swap-out", ratio >= spec.min_swap_out_ratio,
             f"{spec.baseline} {b_out:,.0f} / {spec.mode} {m_out:,.0f} pages = {ratio:.1f}x "
             f"(needs >= {spec.min_swap_out_ratio:g}x)"))
-    ooms = {vm: _mean(mode, f"{vm}.guest.oom_kills") or 0.0 for vm in _vms(mode)}
+    ooms = {vm: metric_mean(mode, f"{vm}.guest.oom_kills") or 0.0
+            for vm in sorted(vm_names([mode]))}
     worst = max(ooms.values(), default=0.0)
     out.append(Verdict("guest OOM kills", worst <= spec.max_oom_kills,
                        ", ".join(f"{vm} {v:g}" for vm, v in ooms.items())
                        + f" (mean per run; allowed {spec.max_oom_kills})"))
-    for vm in _vms(base):
-        b, m = _mean(base, f"{vm}.guest.records_total"), _mean(mode, f"{vm}.guest.records_total")
+    for vm in sorted(vm_names([base])):
+        records = f"{vm}.guest.records_total"
+        b, m = metric_mean(base, records), metric_mean(mode, records)
         if b is None or m is None or b <= 0:
             out.append(Verdict(f"{vm} records", False, "records_total missing"))
             continue

@@ -172,6 +172,34 @@ def _check_schema(obj: Mapping[str, Any]) -> None:
 
 # --- per-mode summary ---------------------------------------------------------------------
 
+#: A per-mode summary.json object (``aggregate``'s output; docs/summary-json.md).
+Summary = dict[str, Any]
+
+
+def metric_stats(summary: Summary, name: str) -> dict[str, Any] | None:
+    """A metric's entry of a per-mode summary (mean, stdev, values, ...); None if absent."""
+    m = summary.get("metrics", {}).get(name)
+    return m if isinstance(m, dict) else None
+
+
+def metric_mean(summary: Summary, name: str) -> float | None:
+    """A metric's mean over a mode's runs; None if absent."""
+    m = metric_stats(summary, name)
+    return None if m is None else float(m["mean"])
+
+
+def vm_names(summaries: Sequence[Summary]) -> list[str]:
+    """The VMs of per-mode summaries (every "<vm>.qemu.*" or "<vm>.guest.*" metric), in
+    the order they first appear."""
+    names: list[str] = []
+    for s in summaries:
+        for key in s.get("metrics", {}):
+            vm, _, rest = key.partition(".")
+            if rest.startswith(("qemu.", "guest.")) and vm not in names:
+                names.append(vm)
+    return names
+
+
 def aggregate(runs: Sequence[RunSummary]) -> dict[str, Any]:
     """The per-mode summary.json object (docs/summary-json.md) of one mode's runs.
 

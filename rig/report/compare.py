@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rig.report.tables import Summary, fmt, stats
+from rig.bench.results import Summary, metric_stats
+from rig.report.tables import fmt
 from rig.report.welch import welch
 
 ALPHA = 0.05
@@ -109,7 +110,7 @@ def comparison_rows(base: Summary, other: Summary, vms: Sequence[str]) -> list[l
     of the per-run rates, never recomputed from totals."""
     rows = []
     for spec in metric_specs(vms):
-        b, o = stats(base, spec.name), stats(other, spec.name)
+        b, o = metric_stats(base, spec.name), metric_stats(other, spec.name)
         if b is None and o is None:
             continue
         change = pct_change(None if b is None else float(b["mean"]),

@@ -16,9 +16,8 @@ from typing import Any
 
 from rig import scenario as scenario_mod
 from rig.bench import results, run_metrics
+from rig.bench.results import Summary, vm_names
 from rig.errors import RigError, UsageError
-from rig.report import tables
-from rig.report.tables import Summary
 
 REPORT_DIR = "report"
 
@@ -57,12 +56,12 @@ def check_metrics(summary: Mapping[str, float | int],
 
 def run_vms(metrics: Mapping[str, Any]) -> list[str]:
     """VM names of a run, in the order their QEMU metrics appear."""
-    return tables.vm_names([{"metrics": metrics}])
+    return vm_names([{"metrics": metrics}])
 
 
 def all_vms(modes: Sequence[ModeInfo]) -> list[str]:
     """VM names of every mode with a summary, in the order their QEMU metrics appear."""
-    return tables.vm_names([m.summary for m in modes if m.summary])
+    return vm_names([m.summary for m in modes if m.summary])
 
 
 def _read_json(path: Path) -> Any:

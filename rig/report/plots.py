@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rig.bench import results
+from rig.bench.results import Summary
 from rig.report.load import ModeInfo, all_vms, read_jsonl, run_vms, scenario_of_run
-from rig.report.tables import Summary
 from rig.vm.domain_xml import DOMAIN_PREFIX
 
 PLOT_SIZE_IN = (9.0, 4.0)  # at PLOT_DPI: 900 x 400 px

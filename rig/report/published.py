@@ -4,9 +4,9 @@ beside ours (mode / vanilla)."""
 
 from __future__ import annotations
 
+from rig.bench.results import Summary, metric_stats
 from rig.report import tables
 from rig.report.compare import HOST_SPECS, VM_SPECS
-from rig.report.tables import Summary, stats
 
 PUBLISHED_LABEL = "published (2013 RFC, KVM, 2 GiB host)"
 
@@ -98,7 +98,7 @@ def published_rows(vanilla: Summary, other: Summary) -> list[list[str]]:
     rows = []
     for name in names:
         pv, pa = pub["vanilla"][name], pub["automatic"][name]
-        ov, oo = stats(vanilla, name), stats(other, name)
+        ov, oo = metric_stats(vanilla, name), metric_stats(other, name)
         ovm = None if ov is None else float(ov["mean"])
         oom = None if oo is None else float(oo["mean"])
         d = decimals[name]

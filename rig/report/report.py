@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rig.bench.results import metric_stats
 from rig.errors import UsageError
 from rig.report import tables
 from rig.report.compare import comparison_headers, comparison_rows, fmt_stats
@@ -43,14 +44,13 @@ from rig.report.published import (
     published_rows,
     published_vm_rows,
 )
-from rig.report.tables import stats
 
 
 def overview_rows(modes: Sequence[ModeInfo]) -> list[list[str]]:
     rows = []
     for m in modes:
         env = _mode_env(m)
-        wall = stats(m.summary, "elapsed_s")
+        wall = metric_stats(m.summary, "elapsed_s")
         bad = m.summary.get("incomplete_runs", [])
         rows.append([m.name, str(m.summary.get("runs", 0)),
                      ", ".join(str(n) for n in bad) or "none",

@@ -5,12 +5,9 @@ small readers of a per-mode summary every part of the report shares: a metric's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from rig.bench.results import Summary, metric_mean, vm_names
 from rig.report.document import markdown_table
-
-#: A per-mode summary.json object (docs/summary-json.md).
-Summary = dict[str, Any]
 
 # (header, metric suffix after "<vm>.", decimals)
 VM_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -27,31 +24,10 @@ VM_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def stats(summary: Summary, name: str) -> dict[str, Any] | None:
-    """A metric's entry of a per-mode summary (mean, stdev, values, ...); None if absent."""
-    m = summary.get("metrics", {}).get(name)
-    return m if isinstance(m, dict) else None
-
-
-def _mean(summary: Summary, name: str) -> float | None:
-    m = stats(summary, name)
-    return None if m is None else float(m["mean"])
-
-
 def fmt(value: float | None, decimals: int) -> str:
     if value is None:
         return "-"
     return f"{value:,.{decimals}f}"
-
-
-def vm_names(summaries: Sequence[Summary]) -> list[str]:
-    names: list[str] = []
-    for s in summaries:
-        for key in s.get("metrics", {}):
-            vm, _, rest = key.partition(".")
-            if rest.startswith("qemu.") and vm not in names:
-                names.append(vm)
-    return names
 
 
 HOST_HEADERS = ("mode", "runs", "host swap in", "host swap out")
@@ -60,8 +36,8 @@ VM_HEADERS = ("mode", "VM", *(h for h, _, _ in VM_COLUMNS))
 
 def host_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     """Rows under HOST_HEADERS: one per mode, means over its runs."""
-    return [[s["mode"], str(s["runs"]), fmt(_mean(s, "host.swap_in"), 0),
-             fmt(_mean(s, "host.swap_out"), 0)] for s in summaries]
+    return [[s["mode"], str(s["runs"]), fmt(metric_mean(s, "host.swap_in"), 0),
+             fmt(metric_mean(s, "host.swap_out"), 0)] for s in summaries]
 
 
 def vm_rows(summaries: Sequence[Summary]) -> list[list[str]]:
@@ -69,7 +45,7 @@ def vm_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     rows = []
     for s in summaries:
         for vm in vm_names([s]):
-            rows.append([s["mode"], vm, *(fmt(_mean(s, f"{vm}.{suffix}"), d)
+            rows.append([s["mode"], vm, *(fmt(metric_mean(s, f"{vm}.{suffix}"), d)
                                            for _, suffix, d in VM_COLUMNS)])
     return rows
 

@@ -1,6 +1,7 @@
 """RFC-layout tables from per-mode summaries."""
 
-from rig.report.tables import fmt, rfc_tables, vm_names
+from rig.bench.results import vm_names
+from rig.report.tables import fmt, rfc_tables
 
 
 def summary(mode, swap_out, recs):

@@ -111,15 +111,7 @@ def test_ninja_meter_reports_each_tenth_once():
 
 # ---- the cached path (no apt, no build) -------------------------------------------------
 
-def _layout(tmp_path: Path) -> Layout:
-    repo = tmp_path / "repo"
-    (repo / "host" / "qemu" / "patches").mkdir(parents=True)
-    return Layout(repo=repo, cache=tmp_path / "cache", state=tmp_path / "state",
-                  run=tmp_path / "run")
-
-
-def test_ensure_qemu_returns_a_cached_build(tmp_path: Path, monkeypatch):
-    layout = _layout(tmp_path)
+def test_ensure_qemu_returns_a_cached_build(tmp_path: Path, monkeypatch, layout: Layout):
     version = "1:7.2+dfsg-7+deb12u18"
     monkeypatch.setattr(qb, "resolve_source_version", lambda _layout: version)
     monkeypatch.setattr(qb, "_build", lambda *a: pytest.fail("must not build"))
@@ -137,8 +129,7 @@ def test_ensure_qemu_returns_a_cached_build(tmp_path: Path, monkeypatch):
     assert "cached" in out.getvalue()
 
 
-def test_ensure_qemu_builds_without_a_manifest(tmp_path: Path, monkeypatch):
-    layout = _layout(tmp_path)
+def test_ensure_qemu_builds_without_a_manifest(tmp_path: Path, monkeypatch, layout: Layout):
     monkeypatch.setattr(qb, "resolve_source_version", lambda _layout: "1:7.2+dfsg-7")
     calls = []
 

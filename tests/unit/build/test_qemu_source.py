@@ -41,23 +41,16 @@ def test_source_file_names():
 
 # ---- resolving the version (no apt) ----------------------------------------------------
 
-def _layout(tmp_path: Path) -> Layout:
-    repo = tmp_path / "repo"
-    (repo / "host" / "qemu" / "patches").mkdir(parents=True)
-    return Layout(repo=repo, cache=tmp_path / "cache", state=tmp_path / "state",
-                  run=tmp_path / "run")
-
-
-def test_resolve_source_version_without_candidates(tmp_path: Path, monkeypatch):
-    layout = _layout(tmp_path)
+def test_resolve_source_version_without_candidates(tmp_path: Path, monkeypatch, layout: Layout):
     monkeypatch.setattr(debian, "apt_fingerprint", lambda: "fp")
     monkeypatch.setattr(qs, "available_source_versions", lambda _layout: ["1:10.0-1"])
     with pytest.raises(RigError, match="apt-get update"):
         qs.resolve_source_version(layout)
 
 
-def test_resolve_source_version_is_remembered_per_apt_state(tmp_path: Path, monkeypatch):
-    layout = _layout(tmp_path)
+def test_resolve_source_version_is_remembered_per_apt_state(
+    tmp_path: Path, monkeypatch, layout: Layout
+):
     asked = []
     state = {"fp": "a"}
     monkeypatch.setattr(debian, "apt_fingerprint", lambda: state["fp"])

@@ -1,6 +1,6 @@
-"""Tables in the RFC's layout from per-mode summaries (pure: dicts in, text out), and the
-small readers of a per-mode summary every part of the report shares: a metric's entry
-(``stats``), the VM names, a number as printed (``fmt``)."""
+"""Tables in the RFC's layout from per-mode summaries (pure: dicts in, text out), and how
+every part of the report prints a number (``fmt``). A summary's metrics are read with
+``rig.bench.results`` (``metric_stats``, ``metric_mean``, ``vm_names``)."""
 
 from __future__ import annotations
 

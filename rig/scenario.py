@@ -97,7 +97,7 @@ class Reproduction:
     mode: str = "auto"
     min_swap_out_ratio: float = 5.0  # baseline host swap-out / mode's, at least
     max_oom_kills: int = 0  # per VM, mean over runs
-    max_records_loss_pct: float = 10.0  # ebizzy total records may drop at most this much
+    max_records_loss_pct: float = 10.0  # ebizzy total records (median) may drop this much
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,16 @@ def metric_mean(summary: Summary, name: str) -> float | None:
     return None if m is None else float(m["mean"])
 
 
+def metric_median(summary: Summary, name: str) -> float | None:
+    """A metric's median over a mode's runs (its mean when the runs' values are absent);
+    None if absent."""
+    m = metric_stats(summary, name)
+    if m is None:
+        return None
+    values = m.get("values")
+    return float(statistics.median(values)) if values else float(m["mean"])
+
+
 def vm_names(summaries: Sequence[Summary]) -> list[str]:
     """The VMs of per-mode summaries (every "<vm>.qemu.*" or "<vm>.guest.*" metric), in
     the order they first appear."""

@@ -96,6 +96,8 @@ class Reproduction:
     baseline: str = "vanilla"
     mode: str = "auto"
     min_swap_out_ratio: float = 5.0  # baseline host swap-out / mode's, at least
+    min_baseline_swap_out: float = 0.0  # baseline host swap-out (pages, mean), at least
+    max_guest_swap_out: float | None = None  # mode's guest swap-out per VM (pages, mean)
     max_oom_kills: int = 0  # per VM, mean over runs
     max_records_loss_pct: float = 10.0  # ebizzy total records (median) may drop this much
 
@@ -119,8 +121,8 @@ class Scenario:
 
 
 _TOP_KEYS = {"host", "vm", "workload", "bench", "reproduction"}
-_REPRO_KEYS = {"baseline", "mode", "min_swap_out_ratio", "max_oom_kills",
-               "max_records_loss_pct"}
+_REPRO_KEYS = {"baseline", "mode", "min_swap_out_ratio", "min_baseline_swap_out",
+               "max_guest_swap_out", "max_oom_kills", "max_records_loss_pct"}
 _WORKLOAD_KEYS = {"chunk_bytes", "step_s", "threads", "schedule"}
 _SCHEDULE_KEYS = {"vm", "start_s", "chunks"}
 _BENCH_KEYS = {"runs", "modes"}
@@ -309,6 +311,10 @@ def _reproduction(where: str, value: object) -> Reproduction | None:
     return Reproduction(
         baseline=baseline, mode=mode,
         min_swap_out_ratio=_number(rw, t, "min_swap_out_ratio", d.min_swap_out_ratio, 1, 1e6),
+        min_baseline_swap_out=_number(rw, t, "min_baseline_swap_out", d.min_baseline_swap_out,
+                                      0, 1e12),
+        max_guest_swap_out=(_number(rw, t, "max_guest_swap_out", 0.0, 0, 1e12)
+                            if "max_guest_swap_out" in t else None),
         max_oom_kills=_int(rw, t, "max_oom_kills", d.max_oom_kills, 0, 1000),
         max_records_loss_pct=_number(rw, t, "max_records_loss_pct", d.max_records_loss_pct,
                                      0, 100),

@@ -72,3 +72,58 @@ def test_records_compare_medians_so_one_slow_run_does_not_decide():
     lossy = _runs("auto", (6800, 6900, 7700), (7500, 7600, 7700))
     v = {x.check: x for x in check(Reproduction(), {"vanilla": base, "auto": lossy})}
     assert not v["vm-down ebizzy records"].ok and v["vm-up ebizzy records"].ok
+
+
+def _with(summary_obj, **metrics):
+    out = {**summary_obj, "metrics": dict(summary_obj["metrics"])}
+    for name, value in metrics.items():
+        if value is None:
+            out["metrics"].pop(name.replace("__", "."), None)
+        else:
+            out["metrics"][name.replace("__", ".")] = {"mean": value, "stdev": 0.0,
+                                                       "values": [value]}
+    return out
+
+
+QUICK_GATE = Reproduction(min_swap_out_ratio=50.0, min_baseline_swap_out=20_000,
+                          max_guest_swap_out=2048)
+
+
+def _gate(base, auto):
+    return {v.check: v for v in check(QUICK_GATE, {"vanilla": base, "auto": auto})}
+
+
+def test_quick_gate_fails_when_auto_regresses_to_the_rfc_algorithm():
+    base = summary("vanilla", 65_020)
+    auto = _with(summary("auto", 10), **{"vm-up__guest__swap_out": 189,
+                                         "vm-down__guest__swap_out": 0})
+    assert all(v.ok for v in _gate(base, auto).values())
+    seed = _with(auto, host__swap_out=11_382)  # auto-seed measured 5.7x
+    assert not _gate(base, seed)["host swap-out"].ok
+
+
+def test_quick_gate_needs_a_stressed_host_and_bounded_guest_swap():
+    auto = _with(summary("auto", 0), **{"vm-up__guest__swap_out": 100,
+                                        "vm-down__guest__swap_out": 0})
+    v = _gate(summary("vanilla", 15_000), auto)
+    assert not v["vanilla stresses the host"].ok and v["host swap-out"].ok
+    squeezed = _with(auto, **{"vm-up__guest__swap_out": 126_332})
+    v = _gate(summary("vanilla", 65_000), squeezed)
+    assert not v["auto guest swap-out"].ok
+    assert "vm-up 1.263e+05" in v["auto guest swap-out"].detail
+
+
+def test_a_missing_metric_fails_rather_than_counting_as_zero():
+    auto = _with(summary("auto", 0), **{"vm-up__guest__swap_out": 0,
+                                        "vm-down__guest__swap_out": 0})
+    base = summary("vanilla", 65_000)
+    assert all(v.ok for v in _gate(base, auto).values())
+    v = _gate(base, _with(auto, **{"vm-up__guest__oom_kills": None}))
+    assert not v["guest OOM kills"].ok and "missing for vm-up" in v["guest OOM kills"].detail
+    v = _gate(base, _with(auto, **{"vm-down__guest__swap_out": None}))
+    assert not v["auto guest swap-out"].ok
+    v = _gate(base, _with(auto, **{"vm-down__guest__records_total": None}))
+    assert not v["vm-down ebizzy records"].ok
+    assert not _gate(base, _with(auto, host__swap_out=None))["host swap-out"].ok
+    assert not check(QUICK_GATE, {"vanilla": {**base, "metrics": {}},
+                                  "auto": {**auto, "metrics": {}}})[-1].ok

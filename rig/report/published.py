@@ -90,11 +90,11 @@ def published_rows(vanilla: Summary, other: Summary) -> list[list[str]]:
     pub = published()
     names = ["host.swap_in", "host.swap_out"] + [
         f"{vm}.{c}" for vm in _PUBLISHED_ROWS["vanilla"] for c in _PUBLISHED_VM_COLUMNS]
-    labels = {f"{vm}.{suffix}": f"{vm} {label}"
-              for vm in _PUBLISHED_ROWS["vanilla"] for label, suffix, _ in VM_SPECS}
-    labels |= {name: label for label, name, _ in HOST_SPECS}
-    decimals = {name: d for _, name, d in HOST_SPECS} | {
-        f"{vm}.{suffix}": d for vm in _PUBLISHED_ROWS["vanilla"] for _, suffix, d in VM_SPECS}
+    labels = {f"{vm}.{s.name}": f"{vm} {s.label}"
+              for vm in _PUBLISHED_ROWS["vanilla"] for s in VM_SPECS}
+    labels |= {s.name: s.label for s in HOST_SPECS}
+    decimals = {s.name: s.decimals for s in HOST_SPECS} | {
+        f"{vm}.{s.name}": s.decimals for vm in _PUBLISHED_ROWS["vanilla"] for s in VM_SPECS}
     rows = []
     for name in names:
         pv, pa = pub["vanilla"][name], pub["automatic"][name]

@@ -4,15 +4,15 @@
 
 Every number comes from the summaries (docs/summary-json.md) and the raw files of the
 runs: tables and comparisons from the per-mode summaries (the per-run values they
-list feed Welch's t-test), plots from samples.jsonl and timeline.jsonl, the environment
-from env.json. Each run's summary is also checked against a recomputation from its raw
-files (rig.bench.run_metrics).
+list feed Welch's t-test and confidence intervals), plots from samples.jsonl and
+timeline.jsonl, the environment from env.json. Each run's summary is also checked
+against a recomputation from its raw files (rig.bench.run_metrics).
 
 This module assembles the document (``build``) and writes it (``write_report``), with
 the overview, rerun and environment tables it has on its own. The rest of the report:
 ``load`` (the results directory), ``tables`` (the RFC's layout), ``compare`` (metrics
-with statistics), ``published`` (the RFC's numbers), ``plots`` and ``document`` (the
-document model, rendered as Markdown and HTML).
+with statistics, on ``welch`` and ``holm``), ``published`` (the RFC's numbers),
+``plots`` and ``document`` (the document model, rendered as Markdown and HTML).
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from typing import Any
 from rig.bench.results import metric_stats
 from rig.errors import UsageError
 from rig.report import tables
-from rig.report.compare import comparison_headers, comparison_rows, fmt_stats
+from rig.report.compare import (
+    comparison_headers,
+    comparison_rows,
+    fmt_stats,
+    primary_labels,
+)
 from rig.report.document import (
     Block,
     Code,
@@ -192,9 +197,17 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
 
     b.append(Heading(2, f"Comparison with {baseline}"))
     b.append(Para("change = (mode - baseline) / baseline (n/a when the baseline is 0). "
-                  "significant: Welch's t-test (two-sided) over the runs' values, "
-                  "p < 0.05; n/a with fewer than two runs on a side (or no spread at "
-                  "all). Values are mean ± sample standard deviation over runs; rates "
+                  "95 % CI of the difference: Welch's 95 % confidence interval of the "
+                  "mode's mean minus the baseline's, in the metric's unit; p: Welch's "
+                  "two-sided t-test over the runs' values; both n/a with fewer than two "
+                  "runs on a side, the CI also with no spread at all (p then is n/a, or 1 "
+                  "for equal means). significant: the primary metrics, named in advance "
+                  f"({primary_labels()}), at p < 0.05 each; the secondary rest corrected "
+                  "for multiple comparisons with Holm's step-down procedure over the "
+                  "table's secondary p-values (the k-th smallest of m is significant if "
+                  "it and every smaller one are below 0.05 / (m - k + 1)), so that a "
+                  "false \"yes (Holm)\" anywhere in a table has at most a 5 % chance. "
+                  "Values are mean ± sample standard deviation over runs; rates "
                   "(records/s, CPU%) are means of the per-run rates."))
     base = by_name[baseline].summary
     for m in modes:

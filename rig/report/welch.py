@@ -1,10 +1,13 @@
 """Welch's two-sample t-test, from scratch (pure; the standard library only).
 
-Used by reports to say whether a difference between two modes' runs is significant.
-The Student t CDF comes from the regularized incomplete beta function, evaluated with
-its continued fraction (modified Lentz), the way Numerical Recipes does it:
+Used by reports to say whether a difference between two modes' runs is significant,
+and how large it may be (a confidence interval of the difference of the means). The
+Student t CDF comes from the regularized incomplete beta function, evaluated with its
+continued fraction (modified Lentz), the way Numerical Recipes does it:
 
     two-sided p = I_x(df/2, 1/2)  with  x = df / (df + t^2)
+
+Its quantiles (``t_quantile``) invert that by bisection.
 
 Means and variances are the standard library's (``statistics.mean`` and
 ``statistics.variance``): exact over the values (fractions inside) before the one
@@ -85,15 +88,45 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T <= t) = p for Student's t with df > 0 degrees of freedom, 0 < p < 1.
+
+    Bisection on the two-sided tail (``t_two_sided_p(|t|, df) = 2 min(p, 1 - p)``, which
+    falls as |t| grows), to the last bit of a float: the tail, not the CDF, keeps
+    quantiles near p = 1 as precise as those near p = 0."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"a quantile needs 0 < p < 1, got {p}")
+    if not df > 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if p == 0.5:
+        return 0.0
+    tail = 2.0 * min(p, 1.0 - p)
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > tail:  # bracket: the tail at hi is at most the target
+        lo, hi = hi, hi * 2.0
+    while True:
+        mid = (lo + hi) / 2.0
+        if mid in (lo, hi):
+            break
+        if t_two_sided_p(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+    t = (lo + hi) / 2.0
+    return t if p > 0.5 else -t
+
+
 @dataclass(frozen=True)
 class WelchResult:
-    """t = (mean(a) - mean(b)) / se; df by Welch-Satterthwaite; p two-sided."""
+    """t = (mean(a) - mean(b)) / se, se = sqrt(s_a²/n_a + s_b²/n_b); df by
+    Welch-Satterthwaite; p two-sided."""
 
     t: float
     df: float
     p: float
     mean_a: float
     mean_b: float
+    se: float
 
 
 def welch(a: Sequence[Number], b: Sequence[Number]) -> WelchResult | None:
@@ -111,8 +144,22 @@ def welch(a: Sequence[Number], b: Sequence[Number]) -> WelchResult | None:
     se2 = sa + sb
     if se2 == 0.0:
         if ma == mb:
-            return WelchResult(0.0, float(na + nb - 2), 1.0, ma, mb)
+            return WelchResult(0.0, float(na + nb - 2), 1.0, ma, mb, 0.0)
         return None
-    t = (ma - mb) / math.sqrt(se2)
+    se = math.sqrt(se2)
+    t = (ma - mb) / se
     df = se2 * se2 / (sa * sa / (na - 1) + sb * sb / (nb - 1))
-    return WelchResult(t, df, t_two_sided_p(t, df), ma, mb)
+    return WelchResult(t, df, t_two_sided_p(t, df), ma, mb, se)
+
+
+def confidence_interval(r: WelchResult, level: float = 0.95) -> tuple[float, float] | None:
+    """Welch's confidence interval of mean(b) - mean(a), the difference of the means:
+    mean_b - mean_a ± t_{(1+level)/2, df} · se. None when there is no spread at all
+    (se = 0: both samples constant; the interval would be a point, on no evidence)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"a confidence level is in (0, 1), got {level}")
+    if r.se == 0.0:
+        return None
+    half = t_quantile((1.0 + level) / 2.0, r.df) * r.se
+    diff = r.mean_b - r.mean_a
+    return diff - half, diff + half

@@ -96,3 +96,7 @@ def test_tables_and_images_are_visible(tmp_path):
         assert img["right"] <= found["viewport"], img  # scaled to the page, not cut off
     labels = " ".join(t["label"] for t in tables)
     assert "published ratio" in labels and "host swap out" in labels
+    # the comparison table, with its CI, p and significance columns, fits the page
+    comparison = [t for t in tables if "95 % CI of the difference" in t["label"]]
+    assert len(comparison) == 1
+    assert comparison[0]["right"] <= found["viewport"], comparison[0]

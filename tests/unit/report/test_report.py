@@ -154,14 +154,24 @@ def test_golden_rfc_tables_are_the_raw_files_numbers(golden):
 def test_golden_comparison_and_published_tables(golden):
     _, md, _ = golden
     tabs = md_tables(md)
-    _, cmp_rows = find_table(tabs, "metric", "vanilla", "auto", "change")
+    headers, cmp_rows = find_table(tabs, "metric", "vanilla", "auto", "change")
+    assert headers == ["metric", "vanilla", "auto", "change", "95 % CI of the difference",
+                       "p", "significant"]
     rows = {r[0]: r[1:] for r in cmp_rows}
-    assert rows["host swap out (pages)"] == ["118,352", "58,623", "-50.5%", "n/a"]
-    assert rows["host swap in (pages)"] == ["12,005", "14,734", "+22.7%", "n/a"]
-    assert rows["vm-up QEMU major faults"] == ["1,512", "32", "-97.9%", "n/a"]
-    assert rows["vm-down QEMU CPU%"] == ["82.4", "83.2", "+0.9%", "n/a"]
-    assert rows["vm-up total recs (records/s)"] == ["9,409", "9,477", "+0.7%", "n/a"]
-    assert rows["vm-up balloon minimum (MiB)"] == ["666", "240", "-64.0%", "n/a"]
+    # one run a mode: no test, no interval; the primary metrics are marked all the same
+    na, na_primary = ["n/a", "n/a", "n/a"], ["n/a", "n/a", "n/a (primary)"]
+    assert rows["host swap out (pages)"] == ["118,352", "58,623", "-50.5%", *na_primary]
+    assert rows["host swap in (pages)"] == ["12,005", "14,734", "+22.7%", *na]
+    assert rows["vm-up QEMU major faults"] == ["1,512", "32", "-97.9%", *na]
+    assert rows["vm-down QEMU CPU%"] == ["82.4", "83.2", "+0.9%", *na]
+    assert rows["vm-up total recs (records/s)"] == ["9,409", "9,477", "+0.7%", *na_primary]
+    assert rows["vm-up balloon minimum (MiB)"] == ["666", "240", "-64.0%", *na]
+    assert rows["vm-up guest swap out (pages)"] == ["29", "83", "+186.2%", *na_primary]
+    assert rows["vm-down guest OOM kills"] == ["0", "0", "0.0%", *na_primary]
+    assert rows["vm-down guest swap in (pages)"] == ["0", "0", "0.0%", *na]
+    assert sum(r[-1] == "n/a (primary)" for r in cmp_rows) == 7
+    assert "primary metrics, named in advance (host swap out (pages); per VM: total recs" in md
+    assert "Holm's step-down procedure" in md
     _, pub = find_table(tabs, "metric", "published ratio", "our ratio")
     prow = {r[0]: r[1:] for r in pub}
     assert prow["host swap out (pages)"] == [

@@ -1,10 +1,18 @@
 """Welch's t-test and the functions under it, against values known independently."""
 
 import math
+import statistics
 
 import pytest
 
-from rig.report.welch import betainc, t_cdf, t_two_sided_p, welch
+from rig.report.welch import (
+    betainc,
+    confidence_interval,
+    t_cdf,
+    t_quantile,
+    t_two_sided_p,
+    welch,
+)
 
 
 def test_exact_means_and_variances():
@@ -12,7 +20,7 @@ def test_exact_means_and_variances():
     variance): constant samples of inexact floats have no spread at all."""
     r = welch([0.1, 0.1, 0.1], [0.1, 0.1])
     assert r is not None
-    assert (r.t, r.p, r.df, r.mean_a) == (0.0, 1.0, 3.0, 0.1)
+    assert (r.t, r.p, r.df, r.mean_a, r.se) == (0.0, 1.0, 3.0, 0.1, 0.0)
     assert welch([0.1, 0.1, 0.1], [0.2, 0.2]) is None
     r = welch([0.1, 0.2, 0.3], [2, 4, 4, 4, 5, 5, 7, 9])  # s² = 0.01 and 32/7
     assert r is not None
@@ -140,3 +148,99 @@ def test_welch_constant_equal_samples_and_one_constant_side():
 def test_significant_difference_is_small_p():
     r = welch([100, 101, 99, 100], [120, 119, 121, 120])
     assert r is not None and r.p < 1e-4
+
+
+# ---- Student t quantiles ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("p", "df", "expected"), [
+    # t tables (R's qt to 9 decimals)
+    (0.975, 1, 12.706204736), (0.975, 2, 4.302652730), (0.975, 4, 2.776445105),
+    (0.975, 5, 2.570581836), (0.975, 10, 2.228138852), (0.975, 30, 2.042272456),
+    (0.975, 1000, 1.962339081),
+    (0.95, 1, 6.313751515), (0.995, 10, 3.169272673), (0.9, 5, 1.475884049),
+    (0.025, 4, -2.776445105), (0.05, 1, -6.313751515),
+])
+def test_t_quantile_table_values(p, df, expected):
+    assert t_quantile(p, df) == pytest.approx(expected, abs=1e-8)
+
+
+@pytest.mark.parametrize("p", [1e-6, 0.001, 0.1, 0.3, 0.5, 0.6, 0.9, 0.975, 0.999])
+def test_t_quantile_closed_forms(p):
+    """df = 1 (Cauchy): tan(pi (p - 1/2)) = -1 / tan(pi p) (precise near p = 0 too);
+    df = 2: (2p - 1) / sqrt(2 p (1 - p))."""
+    assert t_quantile(p, 1) == pytest.approx(-1 / math.tan(math.pi * p), rel=1e-12, abs=1e-15)
+    assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)),
+                                             rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("df", [0.5, 1.3, 2.0, 3.7, 5.5208, 17.9, 250.0])
+@pytest.mark.parametrize("p", [0.005, 0.2, 0.5, 0.8, 0.975])
+def test_t_quantile_inverts_the_cdf(p, df):
+    t = t_quantile(p, df)
+    assert t_cdf(t, df) == pytest.approx(p, rel=1e-12)
+    assert t_quantile(1 - p, df) == pytest.approx(-t, rel=1e-12, abs=1e-15)
+
+
+def test_t_quantile_tends_to_the_normal():
+    """t -> z as df grows; for large df, t ≈ z + (z³ + z) / (4 df) (Cornish-Fisher)."""
+    z = statistics.NormalDist().inv_cdf(0.975)  # 1.959963985
+    for df in (1e4, 1e6):
+        assert t_quantile(0.975, df) == pytest.approx(z + (z ** 3 + z) / (4 * df), abs=1e-6)
+    assert t_quantile(0.975, 1e6) == pytest.approx(1.959963985, abs=3e-6)
+    assert t_quantile(0.975, 100) > t_quantile(0.975, 1000) > z
+
+
+@pytest.mark.parametrize(("p", "df"), [(0.0, 3), (1.0, 3), (-0.1, 3), (0.5, 0), (0.9, -1)])
+def test_t_quantile_domain(p, df):
+    with pytest.raises(ValueError):
+        t_quantile(p, df)
+
+
+# ---- confidence interval of the difference of the means ------------------------------------
+
+def test_confidence_interval_matches_r():
+    """R's `t.test(extra ~ group, data = sleep)`: 95 percent confidence interval of
+    mean(group 1) - mean(group 2): -3.3654832 0.2054832."""
+    g1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+    g2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+    r = welch(g2, g1)  # the interval is of mean(b) - mean(a)
+    assert r is not None
+    assert confidence_interval(r) == pytest.approx((-3.3654832, 0.2054832), abs=1e-7)
+    s = welch(g1, g2)
+    assert s is not None
+    assert confidence_interval(s) == pytest.approx((-0.2054832, 3.3654832), abs=1e-7)
+
+
+def test_confidence_interval_by_hand():
+    # a = [1, 2, 3], b = [4, 5, 6]: difference 3, se = sqrt(2/3), df = 4
+    r = welch([1, 2, 3], [4, 5, 6])
+    assert r is not None and r.se == pytest.approx(math.sqrt(2 / 3), rel=1e-14)
+    half = 2.776445105 * math.sqrt(2 / 3)
+    lo, hi = confidence_interval(r)
+    assert (lo, hi) == pytest.approx((3 - half, 3 + half), abs=1e-8)
+    # its ends are exactly where a shifted b stops differing at p = 0.05
+    assert t_two_sided_p((3 - hi) / r.se, r.df) == pytest.approx(0.05, abs=1e-12)
+    assert t_two_sided_p((3 - lo) / r.se, r.df) == pytest.approx(0.05, abs=1e-12)
+    # 90 %: t_{0.95, 4} = 2.131846786
+    assert confidence_interval(r, 0.90) == pytest.approx(
+        (3 - 2.131846786 * r.se, 3 + 2.131846786 * r.se), abs=1e-8)
+    # one side constant: se = sqrt(1/3), df = 2, difference mean(b) - mean(a) = 2 - 5
+    r = welch([5, 5, 5], [1, 2, 3])
+    assert r is not None
+    half = 4.302652730 * math.sqrt(1 / 3)
+    assert confidence_interval(r) == pytest.approx((-3 - half, -3 + half), abs=1e-8)
+
+
+def test_confidence_interval_undefined_without_spread():
+    r = welch([0, 0, 0], [0, 0])
+    assert r is not None and r.p == 1.0
+    assert confidence_interval(r) is None  # a point on no evidence: n/a
+    assert welch([3, 3], [5, 5]) is None  # and no test either
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95])
+def test_confidence_level_domain(level):
+    r = welch([1, 2, 3], [4, 5, 6])
+    assert r is not None
+    with pytest.raises(ValueError, match="confidence level"):
+        confidence_interval(r, level)

@@ -7,6 +7,9 @@ Choices, all deliberate:
   touches is charged to the host from the first one;
 - virtio balloon with a statistics period, serial console on a pty, the guest's swap on a
   virtio disk with cache=none (guest swap I/O must not land in the host page cache);
+- an optional data disk for page-cache workloads, also cache=none (the guest's page cache
+  is what a workload fills, never the host's), after the swap disk and with serial
+  "abdata", so the guest finds it as the next vdX or by /sys/block/*/serial;
 - the message virtqueue (our QEMU series) through -global, as libvirt has no element;
 - user-mode networking with restrict=on and one forward from a loopback host port to the
   guest's SSH: the guest reaches nothing, only 127.0.0.1 reaches the guest.
@@ -48,7 +51,17 @@ class DomainConfig:
     # virtio-balloon free page reporting (QEMU's free-page-reporting, libvirt >= 6.9):
     # the guest hands freed pages back to the host by itself.
     free_page_reporting: bool = False
+    data_disk: Path | None = None  # raw file for page-cache workloads (abload stream/reread)
     extra_qemu_args: tuple[str, ...] = field(default=())
+
+
+#: The data disk's virtio serial, as the guest sees it in /sys/block/vdX/serial.
+DATA_DISK_SERIAL = "abdata"
+
+
+def data_disk_dev(c: DomainConfig) -> str:
+    """The data disk's name in the guest: disks are probed in the order they are listed."""
+    return "vdb" if c.swap_disk is not None else "vda"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -93,6 +106,12 @@ def render(c: DomainConfig) -> str:
         _sub(disk, "driver", name="qemu", type="raw", cache="none")
         _sub(disk, "source", file=str(c.swap_disk))
         _sub(disk, "target", dev="vda", bus="virtio")
+    if c.data_disk is not None:
+        disk = _sub(dev, "disk", type="file", device="disk")
+        _sub(disk, "driver", name="qemu", type="raw", cache="none")
+        _sub(disk, "source", file=str(c.data_disk))
+        _sub(disk, "target", dev=data_disk_dev(c), bus="virtio")
+        _sub(disk, "serial", DATA_DISK_SERIAL)
     _sub(dev, "controller", type="usb", model="none")
     serial = _sub(dev, "serial", type="pty")
     _sub(serial, "target", port="0")

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from rig.vm.domain_xml import QEMU_NS, RIG_NS, DomainConfig, domain_name, render
+from rig.vm.domain_xml import (
+    DATA_DISK_SERIAL,
+    QEMU_NS,
+    RIG_NS,
+    DomainConfig,
+    data_disk_dev,
+    domain_name,
+    render,
+)
 
 BASE = DomainConfig(
     vm="vm-down", scenario="smoke", memory_mib=1331, current_mib=1024, vcpus=2,
@@ -93,3 +101,18 @@ def test_free_page_reporting_is_a_memballoon_attribute():
     assert parsed().find("devices/memballoon").get("freePageReporting") is None
     fpr = parsed(replace(BASE, free_page_reporting=True)).find("devices/memballoon")
     assert fpr.get("freePageReporting") == "on"
+
+
+def test_data_disk_follows_the_swap_disk_uncached():
+    root = parsed(replace(BASE, data_disk=Path("/vms/vm-down/data.img")))
+    disks = root.findall("devices/disk")
+    assert [d.find("target").get("dev") for d in disks] == ["vda", "vdb"]
+    data = disks[1]
+    assert data.find("source").get("file") == "/vms/vm-down/data.img"
+    assert data.find("driver").get("cache") == "none"
+    assert data.find("serial").text == DATA_DISK_SERIAL
+    alone = replace(BASE, swap_disk=None, data_disk=Path("/d.img"))
+    assert [d.find("target").get("dev") for d in parsed(alone).findall("devices/disk")] == [
+        "vda"]
+    assert data_disk_dev(alone) == "vda"
+    assert parsed(BASE).find("devices/disk/serial") is None

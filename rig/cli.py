@@ -258,10 +258,8 @@ def _bench(args: argparse.Namespace, layout: Layout, progress: Progress) -> int:
     ctx = bench.BenchContext(layout, stack, sc, text, progress, args.accel, args.ebizzy,
                              bench.command_line(), params, tuple(args.daemon_arg))
     root = args.results / sc.name / bench.stamp()
-    summaries = []
     start = time.monotonic()
-    for mode in modes:
-        summaries.append(bench.run_mode(ctx, mode, runs, root / mode))
+    summaries = bench.run_modes(ctx, {mode: root / mode for mode in modes}, runs)
     print(progress.summary(), file=sys.stderr)
     print(tables.rfc_tables(summaries))
     incomplete = [s["mode"] for s in summaries if not s["complete"]]

@@ -27,11 +27,14 @@ class HostSpec:
     #   within-swap  sum(VM memory) <= RAM + swap (the default: overcommit backed by swap)
     #   unlimited    no check
     overcommit: str = "within-swap"
-    # The host's transparent huge page mode during the run: "keep" leaves it alone;
-    # "never" / "madvise" / "always" set it (restored on `host down`). QEMU asks for THP
-    # on guest RAM, and a ballooned 4 KiB page inside a huge page is only freed when the
-    # kernel gets round to splitting it, so THP changes what ballooning can give back.
-    thp: str = "keep"
+    # The host's transparent huge page mode during the run: "never" / "madvise" / "always"
+    # set it (restored on `host down`); "keep" leaves it alone and is refused in a
+    # scenario with a [workload] (a benchmark), whose results must not depend on the
+    # machine's setting. QEMU asks for THP on guest RAM (madvise), and a ballooned 4 KiB
+    # page inside a huge page is only freed when the kernel gets round to splitting it,
+    # so THP changes what ballooning can give back. The default is Debian's and the
+    # project machines' own mode, madvise.
+    thp: str = "madvise"
 
 
 GUEST_DRIVERS = ("patched", "stock", "test")
@@ -78,7 +81,9 @@ class Workload:
         return max(s.start_s + len(s.chunks) * self.step_s for s in self.schedules)
 
 
-MODES = ("vanilla", "auto-seed", "auto", "free-page-reporting", "stats-polling")
+# Mode names are also directory names (results/<scenario>/<stamp>/<mode>/): one path
+# component each; "+" is an ordinary file name character.
+MODES = ("vanilla", "auto-seed", "auto", "free-page-reporting", "stats-polling", "auto+fpr")
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,9 @@ def parse(text: str, name: str) -> Scenario:
             guest_driver=driver,
         ))
     workload = _workload(where, data.get("workload"), vms)
+    if workload is not None and host.thp == "keep":
+        raise UsageError(f"{where} [host]: thp = \"keep\" is not allowed in a benchmark "
+                         "(a scenario with [workload]): name never, madvise or always")
     scenario = Scenario(name, description, host, tuple(vms), workload,
                         _bench(where, data.get("bench", {})),
                         _reproduction(where, data.get("reproduction")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,6 +50,9 @@ class DaemonProcess:
     pressure: str = "vmpressure"
     params: Mapping[str, object] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    # cgroup directories the daemon is born in (its PID is written to their cgroup.procs
+    # before it execs): the first must take it, the others are best effort.
+    cgroups: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[str] | None = None
     # A unix socket path must fit in 108 bytes and results directories can be deep, so
@@ -74,7 +78,7 @@ class DaemonProcess:
             argv += ["--pressure", self.pressure, "--pressure-path", self.memcg]
         for k, v in self.params.items():
             argv += ["--policy-param", f"{k}={toml_value(v)}"]
-        return argv + list(self.extra_args)
+        return born_in(self.cgroups, argv + list(self.extra_args))
 
     def start(self, expect_vms: int = 0, timeout_s: float = 30.0) -> DaemonProcess:
         """Start and wait until it answers (and manages `expect_vms` domains)."""
@@ -120,6 +124,20 @@ class DaemonProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def born_in(cgroups: tuple[str, ...], argv: list[str]) -> list[str]:
+    """`argv` run by a shell that first moves itself into `cgroups` (the first one
+    mandatory, the rest best effort), then execs it: the process is born there, so all
+    its memory is charged to those cgroups from its first page."""
+    if not cgroups:
+        return argv
+    lines = ["set -e"]
+    for i, d in enumerate(cgroups):
+        procs = shlex.quote(str(Path(d) / "cgroup.procs"))
+        lines.append(f"echo $$ > {procs}" + ("" if i == 0 else " 2>/dev/null || true"))
+    lines.append('exec "$@"')
+    return ["/bin/sh", "-c", "\n".join(lines), "autoballoond", *argv]
 
 
 def wait_for(what: str, check: Callable[[], object], timeout_s: float,

@@ -25,7 +25,7 @@ import re
 import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,10 +127,13 @@ class RunSummary:
     complete: bool
     metrics: dict[str, Number]
     env: dict[str, Any]
+    # Measurement cross-checks (e.g. "host_swap"), written only when there are some.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The summary.json object (docs/summary-json.md)."""
         return {
+            **({"checks": dict(self.checks)} if self.checks else {}),
             "schema": SCHEMA_VERSION,
             "scenario": self.scenario,
             "mode": self.mode,
@@ -157,8 +160,11 @@ class RunSummary:
             raise ValueError(f"run summary 'run' must be >= 1, got {obj['run']}")
         for name, value in obj["metrics"].items():
             _check_number(name, value)
+        checks = obj.get("checks", {})
+        if not isinstance(checks, dict):
+            raise ValueError(f"run summary 'checks' must be dict, got {checks!r}")
         return cls(obj["scenario"], obj["mode"], obj["run"], obj["complete"],
-                   dict(obj["metrics"]), dict(obj["env"]))
+                   dict(obj["metrics"]), dict(obj["env"]), dict(checks))
 
 
 def _check_schema(obj: Mapping[str, Any]) -> None:
@@ -339,7 +345,8 @@ def load_mode(d: Path) -> list[RunSummary]:
                 raise ValueError(f"{p / SUMMARY} is of {s.scenario}/{s.mode} run {s.run}, "
                                  f"not {scenario}/{mode} run {n}")
             if state != "complete" and s.complete:
-                s = RunSummary(s.scenario, s.mode, s.run, False, s.metrics, s.env)
+                s = RunSummary(s.scenario, s.mode, s.run, False, s.metrics, s.env,
+                               s.checks)
             out.append(s)
         else:
             out.append(RunSummary(scenario, mode, n, False, {}, {}))

@@ -8,6 +8,14 @@ Raw files of a run directory (written by rig.bench):
   samples.jsonl                 host usage, swap and balloons once a second
   timeline.jsonl                the daemon's inputs and commands (modes with a daemon)
   autoballoond.stat             /proc/<daemon pid>/stat at the end of the workload
+  autoballoond.status           /proc/<daemon pid>/status then (VmHWM: its peak RSS)
+  host-memcg-stat.start / .end  the host memory cgroup's memory.stat around the workload
+  host-meminfo.start / .end     the host's /proc/meminfo then (machine-wide swap in use)
+  host-memcg.json               {"memsw_max_usage_bytes": ...} of the host cgroup at the end
+  <vm>.guest-vmstat.start       the guest's /proc/vmstat before the daemon started (when
+                                absent, the one its workload script printed at its start)
+
+The start snapshots are all taken before the daemon starts.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig.bench import procstat, results
+from rig.bench import hostcheck, procstat, results
 from rig.bench.workload import parse_stream
 
 Metrics = dict[str, float | int]
@@ -36,7 +44,12 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
     metrics: Metrics = {"elapsed_s": round(elapsed, 3)}
     h0 = procstat.parse_vmstat(_read(run_dir, "host-vmstat.start"))
     h1 = procstat.parse_vmstat(_read(run_dir, "host-vmstat.end"))
-    metrics.update(results.host_metrics(procstat.vmstat_delta(h0, h1)))
+    host_delta = procstat.vmstat_delta(h0, h1)
+    metrics.update(results.host_metrics(host_delta))
+    # The zero-filled swap-outs enter the cross-check (summary "checks"), not the metrics:
+    # they are in every older run's raw files, whose recomputed metrics must not change.
+    metrics.update(host_cgroup_metrics(run_dir, host_delta["pswpout"],
+                                       int(zero_swaps(h0, h1).get("swap_out_zero", 0)))[0])
     complete = True
     for vm in vms:
         q0 = procstat.parse_proc_stat(_read(run_dir, f"{vm}.qemu-stat.start"))
@@ -50,7 +63,9 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
         for step in run.steps:
             if step.result is not None:
                 metrics[f"{vm}.guest.step{step.n}.records_s"] = step.result.records_per_s
-        delta = procstat.vmstat_delta(procstat.parse_vmstat(run.vmstat_start),
+        g0 = run_dir / f"{vm}.guest-vmstat.start"
+        start = g0.read_text() if g0.exists() else run.vmstat_start
+        delta = procstat.vmstat_delta(procstat.parse_vmstat(start),
                                       procstat.parse_vmstat(run.vmstat_end))
         oom = procstat.parse_oom_kills(delta)
         metrics.update(results.guest_metrics(
@@ -62,6 +77,11 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
     if daemon_stat.exists():  # the daemon's own CPU over its life (it starts with the run)
         st = procstat.parse_proc_stat(daemon_stat.read_text())
         metrics["daemon.cpu_s"] = round((st.utime_ticks + st.stime_ticks) / clk_tck, 2)
+    daemon_status = run_dir / "autoballoond.status"
+    if daemon_status.exists():
+        hwm = hostcheck.status_kib(daemon_status.read_text(), "VmHWM")
+        if hwm is not None:
+            metrics["daemon.peak_rss_mib"] = round(hwm / 1024, 1)
     timeline = run_dir / "timeline.jsonl"
     if timeline.exists():
         records = results.read_jsonl(timeline)
@@ -73,12 +93,72 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
     return complete, metrics
 
 
+def zero_swaps(h0: dict[str, int], h1: dict[str, int]) -> Metrics:
+    """Zero-filled pages swapped out / in without I/O (Linux >= 6.12: swpout_zero,
+    swpin_zero), which pswpout / pswpin do not count; {} on older kernels."""
+    out: Metrics = {}
+    for key, name in (("swpout_zero", "swap_out_zero"), ("swpin_zero", "swap_in_zero")):
+        if key in h0 and key in h1:
+            out[name] = h1[key] - h0[key]
+    return out
+
+
+def host_cgroup_metrics(run_dir: Path, pswpout_delta: int, zero_out_delta: int = 0
+                        ) -> tuple[Metrics, dict[str, object] | None]:
+    """host.cgroup.* metrics and the swap cross-check (hostcheck.cross_check) from the
+    host memory cgroup's snapshots; ({}, None) for a run without them."""
+    names = ("host-memcg-stat.start", "host-memcg-stat.end", "host-meminfo.start",
+             "host-meminfo.end")
+    if not all((run_dir / n).exists() for n in names):
+        return {}, None
+    c0, c1 = (hostcheck.parse_kv(_read(run_dir, n)) for n in names[:2])
+    m0, m1 = (procstat.parse_meminfo(_read(run_dir, n)) for n in names[2:])
+    s0, s1 = hostcheck.cgroup_swap_bytes(c0), hostcheck.cgroup_swap_bytes(c1)
+    metrics: Metrics = {}
+    events = hostcheck.cgroup_events(c0, c1)
+    for k, v in events.items():
+        metrics[f"host.cgroup.{k}"] = v
+    memcg = run_dir / "host-memcg.json"
+    if memcg.exists():
+        peak = json.loads(memcg.read_text()).get("memsw_max_usage_bytes")
+        if isinstance(peak, int):
+            metrics["host.cgroup.memsw_peak_mib"] = peak >> 20
+    if s0 is None or s1 is None:
+        return metrics, None
+
+    def machine(m: dict[str, int]) -> int:
+        return (m["SwapTotal"] - m["SwapFree"]) << 10
+
+    start = hostcheck.SwapReading(s0, machine(m0))
+    end = hostcheck.SwapReading(s1, machine(m1))
+    check = hostcheck.cross_check(pswpout_delta, start, end, zero_out_delta=zero_out_delta)
+    metrics["host.cgroup.swap_growth_pages"] = check["cgroup_swap_growth_pages"]
+    metrics["host.cgroup.swap_end_pages"] = s1 // hostcheck.PAGE
+    metrics["host.cgroup.swap_share_pct"] = check["cgroup_share_of_swap_used_pct"]
+    return metrics, check
+
+
+def checks(run_dir: Path) -> dict[str, object]:
+    """The run's measurement checks for its summary ("host_swap": the cross-check)."""
+    try:
+        h0 = procstat.parse_vmstat(_read(run_dir, "host-vmstat.start"))
+        h1 = procstat.parse_vmstat(_read(run_dir, "host-vmstat.end"))
+    except ValueError:
+        return {}
+    _, check = host_cgroup_metrics(run_dir, procstat.vmstat_delta(h0, h1)["pswpout"],
+                                   int(zero_swaps(h0, h1).get("swap_out_zero", 0)))
+    return {} if check is None else {"host_swap": check}
+
+
 def _sampled(run_dir: Path, vms: Sequence[str]) -> Metrics:
     samples = results.read_jsonl(run_dir / "samples.jsonl")
     if not samples:
         return {}
     out: Metrics = {"host.peak_usage_mib": max(s["host_usage_mib"] for s in samples),
                     "host.peak_swap_mib": max(s["swap_used_mib"] for s in samples)}
+    cg = [s["cgroup_swap_mib"] for s in samples if s.get("cgroup_swap_mib") is not None]
+    if cg:
+        out["host.cgroup.swap_peak_mib"] = max(cg)
     for vm in vms:
         sizes = [s["vms"][vm]["actual_mib"] for s in samples
                  if s["vms"].get(vm, {}).get("actual_mib") is not None]

@@ -1,8 +1,15 @@
-"""The benchmark runner: one scenario, one mode, N runs, each on a fresh host.
+"""The benchmark runner: one scenario, its modes, N runs each, each run on a fresh host.
 
-A run: host up (partition cgroup + swap), the scenario's VMs booted, the daemon started
-with the mode's policy (none for vanilla and free-page-reporting), start snapshots (host
-/proc/vmstat, each QEMU's /proc/<pid>/stat), every VM's workload schedule started at once
+Modes are interleaved across runs (A1 B1 A2 B2 ...; ``interleave``), so a slow spell of
+the machine hits every mode rather than one; each mode's summary is written when its
+last run is done.
+
+A run: host up (partition cgroup + swap), the host's swap checked (our swapfile the only
+swap area, zswap off; hostcheck), the scenario's VMs booted, every balloon checked to be
+at full size, start snapshots (host /proc/vmstat and /proc/meminfo, the host memory
+cgroup's memory.stat, each QEMU's /proc/<pid>/stat, each guest's /proc/vmstat), then the
+daemon started inside the host's cgroups with the mode's policy (none for vanilla and
+free-page-reporting), every VM's workload schedule started at once
 (one SSH channel each, streaming progress and raw output), a sampler of host memory and
 balloons every second, end snapshots taken while the QEMUs still run, then everything
 torn down. The run directory is marked INCOMPLETE until its summary.json says complete.
@@ -13,21 +20,21 @@ Collectors (this module's I/O) stay thin; the math is in procstat, workload and 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import libvirt
 
-from rig.bench import procstat, results, run_metrics
+from rig.bench import hostcheck, results, run_metrics
 from rig.bench.daemon_proc import DaemonProcess
+from rig.bench.sampler import HOST_VMSTAT, Sampler
 from rig.bench.workload import GuestRun, StreamParser, guest_script
 from rig.build.bootstrap import Stack, image_for
 from rig.errors import RigError
@@ -44,8 +51,10 @@ MODE_POLICY: dict[str, str | None] = {
     "auto": "auto",
     "free-page-reporting": None,
     "stats-polling": "stats-polling",
+    "auto+fpr": "auto",
 }
-SAMPLE_PERIOD_S = 1.0
+# Modes whose domains have free page reporting on.
+FPR_MODES = frozenset({"free-page-reporting", "auto+fpr"})
 PROGRESS_PERIOD_S = 5.0
 
 
@@ -63,83 +72,10 @@ class BenchContext:
     daemon_args: tuple[str, ...] = ()
 
 
-# ---- host-side readings ----------------------------------------------------------------
-
-def memcg_usage_mib(memcg: Path) -> int:
-    for name in ("memory.usage_in_bytes", "memory.current"):
-        f = memcg / name
-        if f.exists():
-            return int(f.read_text()) >> 20
-    raise RigError(f"{memcg}: no memory usage file (memory.usage_in_bytes / memory.current)")
-
-
-def swap_used_mib() -> int:
-    info = procstat.parse_meminfo(Path("/proc/meminfo").read_text())
-    return (info["SwapTotal"] - info["SwapFree"]) >> 10
-
-
-HOST_VMSTAT = Path("/proc/vmstat")
-
-
-def host_vmstat() -> dict[str, int]:
-    return procstat.parse_vmstat(HOST_VMSTAT.read_text())
-
+# ---- host-side readings (the sampler and its readings: rig.bench.sampler) ------------
 
 def qemu_stat_text(rec: vm.VmRecord) -> str:
     return Path(f"/proc/{vm.qemu_pid(rec)}/stat").read_text()
-
-
-@dataclass
-class Sampler:
-    """Host usage, swap and each VM's balloon every second, as JSON lines."""
-
-    out: Path
-    memcg: Path
-    domains: dict[str, str]  # VM name -> domain name
-    steps: Callable[[], dict[str, int]]
-    period_s: float = SAMPLE_PERIOD_S
-    latest: dict[str, Any] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> Sampler:
-        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        conn = vm.connect()
-        t0 = time.monotonic()
-        try:
-            with self.out.open("a") as f:
-                while not self._stop.is_set():
-                    f.write(json.dumps(self._sample(conn, time.monotonic() - t0)) + "\n")
-                    f.flush()
-                    self._stop.wait(self.period_s)
-        finally:
-            conn.close()
-
-    def _sample(self, conn: libvirt.virConnect, t: float) -> dict[str, Any]:
-        vms: dict[str, Any] = {}
-        steps = self.steps()
-        for name, dom_name in self.domains.items():
-            try:
-                dom = conn.lookupByName(dom_name)
-                actual = dom.info()[2] >> 10
-            except libvirt.libvirtError:
-                actual = None
-            vms[name] = {"actual_mib": actual, "step": steps.get(name, 0)}
-        vmstat = host_vmstat()
-        self.latest = {"t": round(t, 3), "wall": round(time.time(), 3),
-                       "host_usage_mib": memcg_usage_mib(self.memcg),
-                       "swap_used_mib": swap_used_mib(),
-                       "pswpin": vmstat["pswpin"], "pswpout": vmstat["pswpout"], "vms": vms}
-        return self.latest
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
 
 # ---- one VM's workload ------------------------------------------------------------------
@@ -216,7 +152,8 @@ def environment(ctx: BenchContext, mode: str, host_rec: host.HostRecord,
         "daemon_args": list(ctx.daemon_args),
         "accel": host_rec.accel,
         "accel_reason": host_rec.accel_reason,
-        "thp_enabled": host_rec.thp_enabled,
+        **hostcheck.host_env(),  # vm_swappiness, zswap_enabled, thp_enabled (as run)
+        "thp_scenario": ctx.scenario.host.thp,
         "host_kernel": os.uname().release,
         "libvirt": f"{lv // 1000000}.{lv // 1000 % 1000}.{lv % 1000}",
         "qemu": {"source_version": s.qemu.source_version, "build_key": s.qemu.key,
@@ -240,7 +177,7 @@ def _boot(ctx: BenchContext, conn: libvirt.virConnect, host_rec: host.HostRecord
         image = image_for(ctx.layout, ctx.progress, ctx.stack, spec.guest_driver)
         recs[spec.name] = vm.up(conn, ctx.layout, ctx.scenario, spec, host_rec, image,
                                 ctx.stack.qemu.binary,
-                                free_page_reporting=mode == "free-page-reporting")
+                                free_page_reporting=mode in FPR_MODES)
     for name, rec in recs.items():
         t = vm.wait_ssh(rec, timeout_s=120)
         ctx.progress.info(f"{name}: SSH after {t:.1f} s")
@@ -275,15 +212,46 @@ def _status_line(t: float, streams: dict[str, GuestStream], sampler: Sampler,
     return " | ".join(parts)
 
 
+def _check_swap(host_rec: host.HostRecord) -> None:
+    problems = hostcheck.swap_problems(Path("/proc/swaps").read_text(), host_rec.swapfile,
+                                       hostcheck.zswap_state())
+    if problems:
+        raise RigError("host swap cannot be measured: " + "; ".join(problems))
+
+
+def _check_balloons(conn: libvirt.virConnect, recs: dict[str, vm.VmRecord]) -> None:
+    sizes = {}
+    for name, rec in recs.items():
+        info = conn.lookupByName(rec.domain).info()
+        sizes[name] = (info[1], info[2])
+    short = hostcheck.balloons_not_full(sizes)
+    if short:
+        raise RigError("balloons not at full size at the start of the run: "
+                       + ", ".join(short))
+
+
+def _snapshot(out: Path, suffix: str, recs: dict[str, vm.VmRecord], memcg: Path) -> None:
+    """Host /proc/vmstat and /proc/meminfo, the host cgroup's memory.stat, each QEMU's
+    /proc/<pid>/stat (run_metrics reads them)."""
+    (out / f"host-vmstat.{suffix}").write_text(HOST_VMSTAT.read_text())
+    (out / f"host-meminfo.{suffix}").write_text(Path("/proc/meminfo").read_text())
+    (out / f"host-memcg-stat.{suffix}").write_text((memcg / "memory.stat").read_text())
+    for name, rec in recs.items():
+        (out / f"{name}.qemu-stat.{suffix}").write_text(qemu_stat_text(rec))
+
+
 def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSummary:
     """One complete run into `out` (marked INCOMPLETE until it is)."""
     sc = ctx.scenario
     if sc.workload is None:
         raise RigError(f"scenario {sc.name} has no [workload]: nothing to benchmark")
+    if sc.host.thp == "keep":
+        raise RigError(f"scenario {sc.name}: a benchmark must pin the THP mode ([host] thp)")
     results.begin_run(out)
     (out / "scenario.toml").write_text(ctx.scenario_text)
     metrics: dict[str, float | int] = {}
     env: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
     complete = False
     names = [v.name for v in sc.vms]
     try:
@@ -293,24 +261,36 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
             try:
                 env = environment(ctx, mode, host_rec, conn)
                 results.write_json_atomic(out / "env.json", env)
+                _check_swap(host_rec)
                 with ctx.progress.step(f"boot {', '.join(names)}"):
                     recs = _boot(ctx, conn, host_rec, mode)
                 binary = (_install_ebizzy(recs, ctx.ebizzy) if ctx.ebizzy is not None
                           else None)
-                policy = MODE_POLICY[mode]
+                _check_balloons(conn, recs)
                 memcg = Path(host_rec.memory_cgroup)
+                _snapshot(out, "start", recs, memcg)  # before the daemon starts
+                for name, rec in recs.items():
+                    (out / f"{name}.guest-vmstat.start").write_text(
+                        vm.ssh_exec(rec, "cat /proc/vmstat").stdout)
+                policy = MODE_POLICY[mode]
                 if policy is not None:
-                    with ctx.progress.step(f"start autoballoond (policy {policy})"):
+                    with ctx.progress.step(f"start autoballoond (policy {policy}) in "
+                                           f"{memcg.name}"):
                         daemon = DaemonProcess(out, policy, str(memcg), params=ctx.policy_params,
-                                               extra_args=ctx.daemon_args).start(
+                                               extra_args=ctx.daemon_args,
+                                               cgroups=_daemon_cgroups(host_rec)).start(
                             expect_vms=len(recs))
+                        _check_daemon_cgroup(daemon, memcg)
                 _measure(ctx, out, recs, memcg, binary)
                 if daemon is not None:
                     if daemon.proc is not None and daemon.proc.poll() is None:
-                        (out / "autoballoond.stat").write_text(
-                            Path(f"/proc/{daemon.proc.pid}/stat").read_text())
+                        for f in ("stat", "status"):
+                            (out / f"autoballoond.{f}").write_text(
+                                Path(f"/proc/{daemon.proc.pid}/{f}").read_text())
                     daemon.stop()  # its timeline is complete from here on
                 complete, metrics = run_metrics.compute(out, names)
+                checks = run_metrics.checks(out)
+                _report_checks(ctx.progress, checks)
             finally:
                 if daemon is not None:
                     daemon.stop()
@@ -319,7 +299,7 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                         vm.down(conn, ctx.layout, name)
                 conn.close()
     finally:
-        summary = results.RunSummary(sc.name, mode, n, complete, metrics, env)
+        summary = results.RunSummary(sc.name, mode, n, complete, metrics, env, checks)
         if complete:
             results.finish_run(out, summary, vms=names)
         else:
@@ -327,9 +307,36 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
     return summary
 
 
+def _daemon_cgroups(host_rec: host.HostRecord) -> tuple[str, ...]:
+    """The partition's cgroup directories, the memory one first (the one that must take
+    the daemon: its memory counts against the host, as the RFC's in-QEMU policy's did)."""
+    mem = host_rec.memory_cgroup
+    return (mem, *(d for d in host_rec.cgroup_dirs if d != mem))
+
+
+def _check_daemon_cgroup(daemon: DaemonProcess, memcg: Path) -> None:
+    assert daemon.proc is not None
+    text = Path(f"/proc/{daemon.proc.pid}/cgroup").read_text()
+    (daemon.workdir / "autoballoond.cgroup").write_text(text)
+    where = hostcheck.memory_cgroup_of(text)
+    if where is None or not where.startswith(f"/{memcg.name}"):
+        raise RigError(f"autoballoond (pid {daemon.proc.pid}) is in memory cgroup {where}, "
+                       f"not in {memcg}")
+
+
+def _report_checks(progress: Progress, checks: dict[str, Any]) -> None:
+    c = checks.get("host_swap")
+    if c is not None:
+        progress.info(f"host swap cross-check {'ok' if c['ok'] else 'FAILED'}: cgroup swap "
+                      f"+{c['cgroup_swap_growth_pages']} pages vs /proc/vmstat pswpout "
+                      f"{c['vmstat_pswpout_pages']}; cgroup holds "
+                      f"{c['cgroup_share_of_swap_used_pct']} % of swap in use ({c['detail']})")
+
+
 def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: Path,
              binary: str | None) -> None:
-    """Run the workload and write the run's raw files (run_metrics reads them)."""
+    """Run the workload and write the run's end snapshots and raw files (run_metrics
+    reads them); the start snapshots are already written."""
     sc = ctx.scenario
     assert sc.workload is not None
     w = sc.workload
@@ -343,8 +350,6 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
         streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
     sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
                       lambda: {n: s.run.current_step for n, s in streams.items()})
-    vm0 = HOST_VMSTAT.read_text()
-    q0 = {name: qemu_stat_text(rec) for name, rec in recs.items()}
     t0 = time.monotonic()
     sampler.start()
     deadline = t0 + w.duration_s() * 3 + 300
@@ -363,15 +368,12 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
                     next_line += PROGRESS_PERIOD_S
                     ctx.progress.info(_status_line(time.monotonic() - t0, streams, sampler, sc))
         elapsed = time.monotonic() - t0
-        q1 = {name: qemu_stat_text(rec) for name, rec in recs.items()}
-        vm1 = HOST_VMSTAT.read_text()
+        _snapshot(out, "end", recs, memcg)
+        memsw = memcg / "memory.memsw.max_usage_in_bytes"
+        results.write_json_atomic(out / "host-memcg.json", {
+            "memsw_max_usage_bytes": int(memsw.read_text()) if memsw.exists() else None})
     finally:
         sampler.stop()
-    (out / "host-vmstat.start").write_text(vm0)
-    (out / "host-vmstat.end").write_text(vm1)
-    for name in recs:
-        (out / f"{name}.qemu-stat.start").write_text(q0[name])
-        (out / f"{name}.qemu-stat.end").write_text(q1[name])
     results.write_json_atomic(out / "timing.json", {"elapsed_s": round(elapsed, 3),
                                                     "clk_tck": os.sysconf("SC_CLK_TCK")})
     for name, st in streams.items():
@@ -381,16 +383,34 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
             (out / f"{name}.ebizzy-{step.n}.txt").write_text(step.output)
 
 
-def run_mode(ctx: BenchContext, mode: str, runs: int, mode_dir: Path
-             ) -> dict[str, Any]:
-    """`runs` runs of one mode; the per-mode summary.json (written atomically)."""
-    for n in range(1, runs + 1):
-        out = mode_dir / f"run-{n}"
-        with ctx.progress.step(f"{ctx.scenario.name} {mode} run {n}/{runs}"):
+def interleave(modes: Sequence[str], runs: int) -> list[tuple[str, int]]:
+    """The order of a benchmark's runs: run 1 of every mode, then run 2 of every mode, ..."""
+    return [(mode, n) for n in range(1, runs + 1) for mode in modes]
+
+
+def run_modes(ctx: BenchContext, mode_dirs: Mapping[str, Path], runs: int
+              ) -> list[dict[str, Any]]:
+    """`runs` runs of each mode, interleaved; a mode's summary.json (written atomically)
+    as soon as its last run is done. The per-mode summaries, in `mode_dirs` order."""
+    order = interleave(list(mode_dirs), runs)
+    ctx.progress.info("run order: " + ", ".join(f"{m} {n}" for m, n in order))
+    summaries: dict[str, dict[str, Any]] = {}
+    for i, (mode, n) in enumerate(order, 1):
+        out = mode_dirs[mode] / f"run-{n}"
+        with ctx.progress.step(f"{ctx.scenario.name} {mode} run {n}/{runs} "
+                               f"({i}/{len(order)})"):
             summary = run_once(ctx, mode, n, out)
         if not summary.complete:
             ctx.progress.info(f"run {n} of {mode} is incomplete; see {out}")
-    return results.write_mode_summary(mode_dir)
+        if n == runs:
+            summaries[mode] = results.write_mode_summary(mode_dirs[mode])
+    return [summaries[m] for m in mode_dirs]
+
+
+def run_mode(ctx: BenchContext, mode: str, runs: int, mode_dir: Path
+             ) -> dict[str, Any]:
+    """`runs` runs of one mode; the per-mode summary.json (written atomically)."""
+    return run_modes(ctx, {mode: mode_dir}, runs)[0]
 
 
 def stamp() -> str:

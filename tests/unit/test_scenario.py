@@ -1,10 +1,11 @@
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from rig.errors import UsageError
 from rig.layout import REPO_ROOT
-from rig.scenario import load, parse
+from rig.scenario import MODES, load, parse
 
 GOOD = """\
 # what it stresses
@@ -146,12 +147,30 @@ def test_shipped_benchmark_scenarios():
     assert seed.workload is not None and seed.workload.step_s == 60
     assert [v.memory_mib for v in seed.vms] == [1331, 1331] and seed.host.ram_mib == 2048
     assert seed.workload.schedule("vm-up").chunks == (224, 424, 624, 824, 1024)
-    assert len(seed.bench.modes) == 5 and seed.bench.runs == 3
+    assert seed.bench.modes == MODES and seed.bench.runs == 3
+
+
+def test_every_shipped_scenario_pins_thp_explicitly():
+    for path in sorted((REPO_ROOT / "rig" / "scenarios").glob("*.toml")):
+        table = tomllib.loads(path.read_text())["host"]
+        assert table.get("thp") in ("never", "madvise", "always"), path.name
+
+
+def test_modes_include_auto_with_free_page_reporting():
+    assert "auto+fpr" in MODES and len(MODES) == len(set(MODES)) == 6
+    s = parse(WORKLOAD.replace('"free-page-reporting"]', '"auto+fpr"]'), "t")
+    assert s.bench.modes == ("vanilla", "auto+fpr")
 
 
 def test_host_thp_mode():
-    assert parse(GOOD, "t").host.thp == "keep"
+    assert parse(GOOD, "t").host.thp == "madvise"  # a concrete default
     assert parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "never"'),
                  "t").host.thp == "never"
     with pytest.raises(UsageError, match="thp must be one of"):
         parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "sometimes"'), "t")
+    # "keep" leaves the machine's mode alone: fine for plumbing, refused in a benchmark.
+    assert parse(GOOD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "keep"'),
+                 "t").host.thp == "keep"
+    assert "swap_mib = 1024" in WORKLOAD
+    with pytest.raises(UsageError, match='thp = "keep" is not allowed in a benchmark'):
+        parse(WORKLOAD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "keep"', 1), "t")

@@ -12,7 +12,6 @@ import mmap
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -21,23 +20,15 @@ from pathlib import Path
 import pytest
 
 from rig.bench.abload import IdleResult, ReadResult, parse
-from rig.build.guest_tools import CFLAGS
+from tests.integration import native_tools
 
-SOURCE = Path(__file__).resolve().parents[2] / "images" / "tools" / "abload.c"
 MIB = 1 << 20
 DATA_MIB = 16
 
 
 @pytest.fixture(scope="module")
 def abload(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed: cannot build images/tools/abload.c")
-    out = tmp_path_factory.mktemp("abload") / "abload"
-    build = subprocess.run(["gcc", *CFLAGS, "-o", str(out), str(SOURCE)],
-                           capture_output=True, text=True, check=False)
-    assert build.returncode == 0, f"gcc {' '.join(CFLAGS)} failed:\n{build.stderr}"
-    assert build.stderr == "", build.stderr
-    return out
+    return native_tools.build("abload", tmp_path_factory.mktemp("abload"))
 
 
 @pytest.fixture(scope="module")

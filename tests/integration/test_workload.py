@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,22 +16,14 @@ from pathlib import Path
 import pytest
 
 from rig.bench.ebizzy import EbizzyResult, parse
-from rig.build.guest_tools import CFLAGS
+from tests.integration import native_tools
 
-SOURCE = Path(__file__).resolve().parents[2] / "images" / "tools" / "ebizzy.c"
 SMALL = ["-n", "4", "-s", "65536", "-t", "2"]
 
 
 @pytest.fixture(scope="module")
 def ebizzy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed: cannot build images/tools/ebizzy.c")
-    out = tmp_path_factory.mktemp("ebizzy") / "ebizzy"
-    build = subprocess.run(["gcc", *CFLAGS, "-o", str(out), str(SOURCE)],
-                           capture_output=True, text=True, check=False)
-    assert build.returncode == 0, f"gcc {' '.join(CFLAGS)} failed:\n{build.stderr}"
-    assert build.stderr == "", build.stderr
-    return out
+    return native_tools.build("ebizzy", tmp_path_factory.mktemp("ebizzy"))
 
 
 @dataclass

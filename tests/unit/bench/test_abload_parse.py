@@ -5,17 +5,14 @@ there) has a NAME.expected.json: either the fields of ReadResult or IdleResult, 
 {"error": TEXT} where TEXT is part of the ValueError's message.
 """
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from rig.bench.abload import IdleResult, ReadResult, parse
-from tests import FIXTURES
+from tests import golden
 
-ABLOAD = FIXTURES / "abload"
-CASES = sorted(ABLOAD.glob("*.txt"))
+CASES = golden.cases("abload")
 
 STREAM = (
     "abload stream: bytes=300 seconds=2.000 mb_s=0.00 passes=3 span=100 block_kib=64"
@@ -30,22 +27,12 @@ def test_fixture_directory_is_complete():
         "stream", "reread", "idle", "stream_killed", "usage_error", "missing_device",
         "stream_blockdev", "idle_signal",
     } <= names
-    expected = {p.name.removesuffix(".expected.json") for p in ABLOAD.glob("*.expected.json")}
-    assert expected == names
+    assert golden.expected_names("abload") == names
 
 
 @pytest.mark.parametrize("raw", CASES, ids=[p.stem for p in CASES])
 def test_fixture(raw: Path):
-    text = raw.read_bytes().decode()
-    expected = json.loads(raw.with_name(raw.stem + ".expected.json").read_text())
-    if "error" in expected:
-        with pytest.raises(ValueError) as e:
-            parse(text)
-        message = str(e.value)
-        assert expected["error"] in message
-        assert "\n" not in message
-    else:
-        assert asdict(parse(text)) == expected
+    golden.check(raw, parse)
 
 
 @pytest.mark.parametrize("raw", CASES, ids=[p.stem for p in CASES])

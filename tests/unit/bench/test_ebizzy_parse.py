@@ -4,39 +4,26 @@ Each tests/fixtures/ebizzy/NAME.txt has a NAME.expected.json: either the four fi
 of EbizzyResult, or {"error": TEXT} where TEXT is part of the ValueError's message.
 """
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from rig.bench.ebizzy import EbizzyResult, parse
-from tests import FIXTURES
+from tests import golden
 
-EBIZZY = FIXTURES / "ebizzy"
-CASES = sorted(EBIZZY.glob("*.txt"))
+CASES = golden.cases("ebizzy")
 
 
 def test_fixture_directory_is_complete():
     assert len(CASES) >= 3
     names = {p.stem for p in CASES}
     assert {"default", "verbose", "truncated", "garbage"} <= names
-    expected = {p.name.removesuffix(".expected.json") for p in EBIZZY.glob("*.expected.json")}
-    assert expected == names
+    assert golden.expected_names("ebizzy") == names
 
 
 @pytest.mark.parametrize("raw", CASES, ids=[p.stem for p in CASES])
 def test_fixture(raw: Path):
-    text = raw.read_bytes().decode()
-    expected = json.loads(raw.with_name(raw.stem + ".expected.json").read_text())
-    if "error" in expected:
-        with pytest.raises(ValueError) as e:
-            parse(text)
-        message = str(e.value)
-        assert expected["error"] in message
-        assert "\n" not in message
-    else:
-        assert asdict(parse(text)) == expected
+    golden.check(raw, parse)
 
 
 def test_result_is_frozen_and_typed():

@@ -51,22 +51,54 @@ class VmSpec:
     # Which virtio_balloon the guest runs: our series ("patched"), Debian's ("stock"), or
     # our series built with its test-only injection interface ("test").
     guest_driver: str = "patched"
+    # A data disk of this many MiB (a sparse raw file on the host) for the page-cache
+    # workloads (kinds stream and reread); None: no data disk.
+    data_disk_mib: int | None = None
+
+
+#: What a schedule runs: ebizzy (ours), or one of abload's kinds (images/tools/abload.c).
+WORKLOAD_KINDS = ("ebizzy", "stream", "reread", "idle")
 
 
 @dataclass(frozen=True)
 class Schedule:
     """One VM's part of the workload: wait ``start_s`` after the common start, then run
-    the workload once per entry of ``chunks`` (each run allocates that many chunks,
-    works for ``Workload.step_s`` and exits, freeing everything)."""
+    steps of ``Workload.step_s`` each, one after the other. By ``kind``:
+
+    - ebizzy: one run per entry of ``chunks`` (it allocates that many chunks, works and
+      exits, freeing everything);
+    - stream: ``steps`` runs of abload stream, reading the VM's whole data disk through
+      the page cache (cache worth nothing);
+    - reread: one abload reread run per entry of ``hot_mib``, rereading the data disk's
+      first that many MiB (cache worth keeping);
+    - idle: one abload idle run per entry of ``mib``: it writes that many MiB of anonymous
+      memory, then holds it untouched until the step ends.
+
+    Only the kind's own field is set; the others keep their empty defaults."""
 
     vm: str
     start_s: float
-    chunks: tuple[int, ...]
+    chunks: tuple[int, ...] = ()
+    kind: str = "ebizzy"
+    steps: int = 0
+    hot_mib: tuple[int, ...] = ()
+    mib: tuple[int, ...] = ()
+
+    def sizes(self) -> tuple[int, ...]:
+        """Each step's size: chunks (ebizzy), hot MiB (reread), MiB (idle); 0 (stream)."""
+        if self.kind == "stream":
+            return (0,) * self.steps
+        return {"ebizzy": self.chunks, "reread": self.hot_mib, "idle": self.mib}[self.kind]
+
+    @property
+    def step_count(self) -> int:
+        return len(self.sizes())
 
 
 @dataclass(frozen=True)
 class Workload:
-    """The ebizzy-compatible workload every VM runs (ebizzy's -s, -S, -t)."""
+    """The VMs' schedules. ``step_s`` is every step's length (ebizzy's and abload's -S);
+    ``chunk_bytes`` and ``threads`` are ebizzy's -s and -t (unused by abload's kinds)."""
 
     chunk_bytes: int
     step_s: int
@@ -78,7 +110,7 @@ class Workload:
 
     def duration_s(self) -> float:
         """How long the longest schedule runs (without process start-up)."""
-        return max(s.start_s + len(s.chunks) * self.step_s for s in self.schedules)
+        return max(s.start_s + s.step_count * self.step_s for s in self.schedules)
 
 
 # Mode names are also directory names (results/<scenario>/<stamp>/<mode>/): one path
@@ -129,11 +161,14 @@ _TOP_KEYS = {"host", "vm", "workload", "bench", "reproduction"}
 _REPRO_KEYS = {"baseline", "mode", "min_swap_out_ratio", "min_baseline_swap_out",
                "max_guest_swap_out", "max_oom_kills", "max_records_loss_pct"}
 _WORKLOAD_KEYS = {"chunk_bytes", "step_s", "threads", "schedule"}
-_SCHEDULE_KEYS = {"vm", "start_s", "chunks"}
+_SCHEDULE_KEYS = {"vm", "start_s", "kind"}
+#: The one key each kind adds to a schedule (its steps).
+_KIND_KEY = {"ebizzy": "chunks", "stream": "steps", "reread": "hot_mib", "idle": "mib"}
 _BENCH_KEYS = {"runs", "modes"}
 _HOST_KEYS = {"ram_mib", "swap_mib", "overcommit", "thp"}
 THP_MODES = ("keep", "never", "madvise", "always")
-_VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver"}
+_VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver",
+            "data_disk_mib"}
 
 
 def _reject_unknown(where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -220,6 +255,8 @@ def parse(text: str, name: str) -> Scenario:
             guest_swap_mib=_int(vw, t, "guest_swap_mib", 512, 0, 1 << 20),
             message_vq=message_vq,
             guest_driver=driver,
+            data_disk_mib=(_int(vw, t, "data_disk_mib", 0, 1, 1 << 20)
+                           if "data_disk_mib" in t else None),
         ))
     workload = _workload(where, data.get("workload"), vms)
     if workload is not None and host.thp == "keep":
@@ -252,7 +289,13 @@ def _workload(where: str, value: object, vms: list[VmSpec]) -> Workload | None:
     for i, entry in enumerate(raw):
         sw = f"{ww} [[schedule]] #{i + 1}"
         e = _table(sw, entry)
-        _reject_unknown(sw, e, _SCHEDULE_KEYS)
+        kind = e.get("kind", "ebizzy")
+        if kind not in WORKLOAD_KINDS:
+            raise UsageError(f"{sw}: kind must be one of {', '.join(WORKLOAD_KINDS)}, "
+                             f"got {kind!r}")
+        _reject_unknown(f"{sw} (kind {kind})", e, _SCHEDULE_KEYS | {_KIND_KEY[kind]})
+        if _KIND_KEY[kind] not in e:
+            raise UsageError(f"{sw}: a schedule of kind {kind} needs {_KIND_KEY[kind]}")
         vm = e.get("vm")
         if vm not in names:
             raise UsageError(f"{sw}: vm must name a [[vm]] of the scenario "
@@ -262,13 +305,8 @@ def _workload(where: str, value: object, vms: list[VmSpec]) -> Workload | None:
         start = e.get("start_s", 0)
         if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start <= 86400:
             raise UsageError(f"{sw}: start_s must be a number of seconds in [0, 86400]")
-        chunks = e.get("chunks")
-        if (not isinstance(chunks, list) or not chunks
-                or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1 << 20
-                           for c in chunks)):
-            raise UsageError(f"{sw}: chunks must be a non-empty list of chunk counts "
-                             "(integers >= 1), one per workload run")
-        schedules.append(Schedule(vm, float(start), tuple(chunks)))
+        spec = next(v for v in vms if v.name == vm)
+        schedules.append(_schedule(sw, e, kind, spec, float(start)))
     workload = Workload(
         chunk_bytes=_int(ww, t, "chunk_bytes", 1 << 20, 4096, 1 << 30),
         step_s=_int(ww, t, "step_s", 60, 1, 86400),
@@ -277,12 +315,47 @@ def _workload(where: str, value: object, vms: list[VmSpec]) -> Workload | None:
     )
     for s in schedules:
         spec = next(v for v in vms if v.name == s.vm)
-        biggest = max(s.chunks) * workload.chunk_bytes >> 20
+        if s.kind not in ("ebizzy", "idle"):
+            continue
+        biggest = (max(s.chunks) * workload.chunk_bytes >> 20 if s.kind == "ebizzy"
+                   else max(s.mib))
+        what = f"{max(s.chunks)} chunks" if s.kind == "ebizzy" else "idle memory"
         if biggest >= spec.memory_mib + spec.guest_swap_mib:
-            raise UsageError(f"{ww}: {s.vm} would need {biggest} MiB for {max(s.chunks)} "
-                             f"chunks but has {spec.memory_mib} MiB RAM + "
+            raise UsageError(f"{ww}: {s.vm} would need {biggest} MiB for {what} "
+                             f"but has {spec.memory_mib} MiB RAM + "
                              f"{spec.guest_swap_mib} MiB swap")
     return workload
+
+
+def _sizes(sw: str, e: dict[str, Any], key: str, what: str, hi: int) -> tuple[int, ...]:
+    values = e[key]
+    if (not isinstance(values, list) or not values or len(values) > 10000
+            or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= hi
+                       for c in values)):
+        raise UsageError(f"{sw}: {key} must be a non-empty list of {what} "
+                         f"(integers in [1, {hi}]), one per step")
+    return tuple(values)
+
+
+def _schedule(sw: str, e: dict[str, Any], kind: str, spec: VmSpec, start: float) -> Schedule:
+    """The kind's own key, checked against the VM it runs in."""
+    if kind == "ebizzy":
+        return Schedule(spec.name, start, _sizes(sw, e, "chunks", "chunk counts", 1 << 20))
+    if kind == "idle":
+        return Schedule(spec.name, start, kind=kind,
+                        mib=_sizes(sw, e, "mib", "MiB to hold", 1 << 20))
+    disk = spec.data_disk_mib
+    if disk is None:
+        raise UsageError(f"{sw}: a {kind} schedule reads the VM's data disk but "
+                         f"{spec.name} has none: set data_disk_mib in its [[vm]]")
+    if kind == "stream":
+        return Schedule(spec.name, start, kind=kind,
+                        steps=_int(sw, e, "steps", 0, 1, 10000))
+    hot = _sizes(sw, e, "hot_mib", "hot set sizes in MiB", 1 << 20)
+    if max(hot) >= disk:
+        raise UsageError(f"{sw}: hot_mib {max(hot)} must be smaller than {spec.name}'s "
+                         f"data disk (data_disk_mib = {disk})")
+    return Schedule(spec.name, start, kind=kind, hot_mib=hot)
 
 
 def _bench(where: str, value: object) -> Bench:

@@ -247,6 +247,10 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
         raise RigError(f"scenario {sc.name} has no [workload]: nothing to benchmark")
     if sc.host.thp == "keep":
         raise RigError(f"scenario {sc.name}: a benchmark must pin the THP mode ([host] thp)")
+    unwired = sorted({s.kind for s in sc.workload.schedules} - {"ebizzy"})
+    if unwired:
+        raise RigError(f"scenario {sc.name}: workload kind {', '.join(unwired)} is not yet "
+                       "supported by the benchmark runner (only ebizzy)")
     results.begin_run(out)
     (out / "scenario.toml").write_text(ctx.scenario_text)
     metrics: dict[str, float | int] = {}

@@ -10,6 +10,15 @@ SSH channel per VM carries live progress and the raw results:
     @@out 1 / ... ebizzy output ... / @@end 1 0   (its output, then its exit status)
     @@vmstat end / ... / @@end
     @@done
+
+The schedule's kind (rig.scenario.Schedule) picks the program of each step; the framing is
+the same for every kind. ebizzy's script is the original one (no `@@kind` line); abload's
+kinds (stream, reread, idle: images/tools/abload.c) add `@@kind KIND` after `@@binary`,
+and their `@@step` line carries the step's size (reread: hot MiB, idle: MiB, stream: 0).
+Each step's output is parsed by its kind: ebizzy's records/s, or abload's one result line.
+A step's `score` is records/s (ebizzy), MB/s (stream, reread: higher is better) or, for
+idle, touch_seconds: how long writing its MiB took (lower is better; the MiB it then
+holds are asked for, not measured). SCORE_UNITS names them.
 """
 
 from __future__ import annotations
@@ -17,27 +26,52 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from rig.bench import abload
+from rig.bench.abload import IdleResult, ReadResult
 from rig.bench.ebizzy import EbizzyResult, parse
 from rig.scenario import Schedule, Workload
 
 GUEST_EBIZZY = "/opt/autoballoon/bin/ebizzy"
+GUEST_ABLOAD = "/opt/autoballoon/bin/abload"
 RUN_DIR = "/tmp/ab-run"
+#: What Step.score counts, per kind.
+SCORE_UNITS = {"ebizzy": "records/s", "stream": "MB/s", "reread": "MB/s",
+               "idle": "touch seconds (lower is better)"}
 
 
-def guest_script(workload: Workload, schedule: Schedule, binary: str = GUEST_EBIZZY) -> str:
-    """busybox sh: wait for the schedule's start, run each step, frame every output."""
+def guest_script(workload: Workload, schedule: Schedule, binary: str | None = None,
+                 data_dev: str | None = None) -> str:
+    """busybox sh: wait for the schedule's start, run each step, frame every output.
+
+    `binary` is the program in the guest (default: ours, ebizzy or abload by kind);
+    `data_dev` the data disk's guest device, as rig.vm.domain_xml.data_disk_dev gives it
+    ("vdb") or a path, needed by stream and reread."""
     q = shlex.quote
-    args = f"-s {workload.chunk_bytes} -S {workload.step_s} -t {workload.threads}"
+    kind = schedule.kind
+    if binary is None:
+        binary = GUEST_EBIZZY if kind == "ebizzy" else GUEST_ABLOAD
+    if kind == "ebizzy":
+        args = f"-s {workload.chunk_bytes} -S {workload.step_s} -t {workload.threads}"
+        command = f'"$B" -n "$n" {args}'
+    elif kind == "idle":
+        command = f'"$B" idle -m "$n" -S {workload.step_s}'
+    else:
+        if not data_dev:
+            raise ValueError(f"a {kind} schedule needs the data disk's device (data_dev)")
+        dev = q(data_dev if data_dev.startswith("/") else f"/dev/{data_dev}")
+        hot = ' -H "$n"' if kind == "reread" else ""
+        command = f'"$B" {kind} -d {dev}{hot} -S {workload.step_s}'
     lines = [
         f"B={q(binary)}; D={RUN_DIR}",
         'rm -rf "$D"; mkdir -p "$D"; echo "@@binary $B"',
+        *([] if kind == "ebizzy" else [f'echo "@@kind {kind}"']),
         'echo "@@vmstat start"; cat /proc/vmstat; echo "@@end"',
         f"sleep {schedule.start_s:g}",
         "i=0",
-        f"for n in {' '.join(str(c) for c in schedule.chunks)}; do",
+        f"for n in {' '.join(str(c) for c in schedule.sizes())}; do",
         "  i=$((i + 1))",
         '  echo "@@step $i start $n"',
-        f'  "$B" -n "$n" {args} > "$D/out.$i" 2>&1; rc=$?',
+        f'  {command} > "$D/out.$i" 2>&1; rc=$?',
         '  echo "@@out $i"; cat "$D/out.$i"; echo "@@end $i $rc"',
         "done",
         'echo "@@vmstat end"; cat /proc/vmstat; echo "@@end"',
@@ -47,20 +81,43 @@ def guest_script(workload: Workload, schedule: Schedule, binary: str = GUEST_EBI
     return "\n".join(lines) + "\n"
 
 
+StepResult = EbizzyResult | ReadResult | IdleResult
+
+
 @dataclass(frozen=True)
 class Step:
     n: int
-    chunks: int
+    chunks: int  # the step's size: ebizzy chunks, reread hot MiB, idle MiB; 0 for stream
     status: int
     output: str
-    result: EbizzyResult | None  # None when the output is not ebizzy output (killed, ...)
+    # ebizzy's or abload's result by kind; None when the output is not the kind's result
+    # (killed, abload's error line, ...): `error` says why
+    result: StepResult | None
     error: str | None = None
+    kind: str = "ebizzy"
+
+    @property
+    def score(self) -> float | None:
+        """records/s (ebizzy), MB/s (stream, reread), touch seconds (idle): SCORE_UNITS."""
+        r = self.result
+        if isinstance(r, EbizzyResult):
+            return float(r.records_per_s)
+        if isinstance(r, ReadResult):
+            return r.mb_s
+        return r.touch_seconds if r is not None else None
+
+    @property
+    def ok(self) -> bool:
+        """Exit status 0 and a complete result (abload: not interrupted)."""
+        return (self.status == 0 and self.result is not None
+                and getattr(self.result, "complete", True))
 
 
 @dataclass
 class GuestRun:
     """What one VM's script printed (complete when `@@done` was seen)."""
 
+    kind: str = "ebizzy"  # from `@@kind` (ebizzy's script prints none)
     vmstat_start: str = ""
     vmstat_end: str = ""
     dmesg_oom_kills: int = 0
@@ -71,12 +128,14 @@ class GuestRun:
 
     @property
     def records_total(self) -> int:
-        """The RFC's "total recs": records/s summed over the steps."""
-        return sum(s.result.records_per_s for s in self.steps if s.result is not None)
+        """The RFC's "total recs": records/s summed over the steps (0 for abload kinds)."""
+        return sum(s.result.records_per_s for s in self.steps
+                   if isinstance(s.result, EbizzyResult))
 
     @property
     def failed_steps(self) -> int:
-        return sum(s.result is None or s.status != 0 for s in self.steps)
+        """Steps without a result, with a non-zero status or an interrupted abload run."""
+        return sum(not s.ok for s in self.steps)
 
 
 @dataclass
@@ -103,6 +162,8 @@ class StreamParser:
             self.run.current_step, self.run.current_chunks = int(words[1]), int(words[3])
         elif tag in ("@@vmstat", "@@oom") or (tag == "@@out" and len(words) == 2):
             self._block, self._buf = " ".join(words), []
+        elif tag == "@@kind" and len(words) == 2:
+            self.run.kind = words[1]
         elif tag == "@@done":
             self.run.done = True
 
@@ -119,12 +180,15 @@ class StreamParser:
             n = int(block.split()[1])
             words = end_line.split()
             status = int(words[2]) if len(words) >= 3 else -1
+            kind = self.run.kind
+            result: StepResult | None
             try:
-                result, error = parse(text), None
+                result = parse(text) if kind == "ebizzy" else abload.parse(text, kind)
+                error = None
             except ValueError as e:
                 result, error = None, str(e)
             self.run.steps.append(Step(n, self.run.current_chunks, status, text, result,
-                                       error))
+                                       error, kind))
 
 
 def parse_stream(text: str) -> GuestRun:

@@ -5,7 +5,7 @@ import pytest
 
 from rig.errors import UsageError
 from rig.layout import REPO_ROOT
-from rig.scenario import MODES, load, parse
+from rig.scenario import MODES, Schedule, load, parse
 
 GOOD = """\
 # what it stresses
@@ -174,3 +174,125 @@ def test_host_thp_mode():
     assert "swap_mib = 1024" in WORKLOAD
     with pytest.raises(UsageError, match='thp = "keep" is not allowed in a benchmark'):
         parse(WORKLOAD.replace("swap_mib = 1024", 'swap_mib = 1024\nthp = "keep"', 1), "t")
+
+
+# ---- workload kinds (issue 11): ebizzy, stream, reread, idle -------------------------
+
+KINDS = GOOD.replace('name = "vm-b"', 'name = "vm-b"\ndata_disk_mib = 2048') + """
+[[vm]]
+name = "vm-c"
+memory_mib = 256
+guest_swap_mib = 256
+
+[workload]
+step_s = 10
+
+[[workload.schedule]]
+vm = "vm-a"
+kind = "ebizzy"
+chunks = [512, 112]
+
+[[workload.schedule]]
+vm = "vm-b"
+start_s = 5
+kind = "reread"
+hot_mib = [64, 256, 1024]
+
+[[workload.schedule]]
+vm = "vm-c"
+kind = "idle"
+mib = [100, 300]
+"""
+STREAM = KINDS.replace('kind = "reread"\nhot_mib = [64, 256, 1024]', 'kind = "stream"\nsteps = 4')
+
+
+def test_workload_kinds():
+    s = parse(KINDS.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1),
+              "t")
+    assert s.vm("vm-b").data_disk_mib == 2048 and s.vm("vm-a").data_disk_mib is None
+    w = s.workload
+    assert w is not None
+    assert w.schedule("vm-a") == Schedule("vm-a", 0.0, (512, 112))  # kind defaults to ebizzy
+    reread = w.schedule("vm-b")
+    assert reread == Schedule("vm-b", 5.0, kind="reread", hot_mib=(64, 256, 1024))
+    assert reread.sizes() == (64, 256, 1024) and reread.step_count == 3 and reread.chunks == ()
+    idle = w.schedule("vm-c")
+    assert idle == Schedule("vm-c", 0.0, kind="idle", mib=(100, 300))
+    assert idle.sizes() == (100, 300)
+    assert w.duration_s() == 35.0  # reread: 5 + 3 * 10
+    stream = parse(STREAM.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"',
+                                  1), "t").workload
+    assert stream is not None
+    assert stream.schedule("vm-b") == Schedule("vm-b", 5.0, kind="stream", steps=4)
+    assert stream.schedule("vm-b").sizes() == (0, 0, 0, 0)
+    assert stream.duration_s() == 45.0
+
+
+def test_existing_scenarios_are_ebizzy_schedules_as_before():
+    for path in sorted((REPO_ROOT / "rig" / "scenarios").glob("*.toml")):
+        s = parse(path.read_text(), path.stem)
+        assert all(v.data_disk_mib is None for v in s.vms)
+        for sch in s.workload.schedules if s.workload else ():
+            assert sch == Schedule(sch.vm, sch.start_s, sch.chunks) and sch.kind == "ebizzy"
+            assert sch.step_count == len(sch.chunks) and sch.sizes() == sch.chunks
+    quick = load("quick", REPO_ROOT / "rig" / "scenarios").workload
+    assert quick is not None and quick.duration_s() == 60.0
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('kind = "idle"', 'kind = "fio"',
+     "kind must be one of ebizzy, stream, reread, idle, got 'fio'"),
+    ('kind = "idle"', "kind = 3", "kind must be one of"),
+    # a key of another kind: refused, naming the kind's own keys
+    ('kind = "idle"\nmib', 'kind = "idle"\nchunks', r"\(kind idle\): unknown key 'chunks' "
+     r"\(allowed: kind, mib, start_s, vm\)"),
+    ('kind = "ebizzy"\nchunks', 'kind = "ebizzy"\nmib', r"\(kind ebizzy\): unknown key 'mib' "
+     r"\(allowed: chunks, kind, start_s, vm\)"),
+    ("hot_mib = [64, 256, 1024]", "hot_mib = [64]\nsteps = 2", r"\(kind reread\): unknown key "
+     r"'steps' \(allowed: hot_mib, kind, start_s, vm\)"),
+    ('kind = "reread"\nhot_mib = [64, 256, 1024]', 'kind = "stream"\nsteps = 4\nhot_mib = [1]',
+     r"\(kind stream\): unknown key 'hot_mib' \(allowed: kind, start_s, steps, vm\)"),
+    ('kind = "ebizzy"\nchunks = [512, 112]', 'kind = "stream"\nchunks = [512, 112]',
+     "unknown key 'chunks'"),
+    # the kind's key is required
+    ("mib = [100, 300]", "", "a schedule of kind idle needs mib"),
+    ("hot_mib = [64, 256, 1024]", "", "a schedule of kind reread needs hot_mib"),
+    ('kind = "reread"\nhot_mib = [64, 256, 1024]', 'kind = "stream"',
+     "a schedule of kind stream needs steps"),
+    # sizes
+    ("mib = [100, 300]", "mib = []", r"mib must be a non-empty list of MiB to hold"),
+    ("mib = [100, 300]", "mib = [0]", r"mib must be a non-empty list .*\[1, 1048576\]"),
+    ("mib = [100, 300]", "mib = [true]", "mib must be a non-empty list"),
+    ("mib = [100, 300]", 'mib = "100"', "mib must be a non-empty list"),
+    ("mib = [100, 300]", "mib = [512]", "vm-c would need 512 MiB for idle memory but has "
+     "256 MiB RAM"),
+    ("hot_mib = [64, 256, 1024]", "hot_mib = [0]", "hot_mib must be a non-empty list"),
+    ("hot_mib = [64, 256, 1024]", "hot_mib = [64, 2048]",
+     r"hot_mib 2048 must be smaller than vm-b's data disk \(data_disk_mib = 2048\)"),
+    ("data_disk_mib = 2048", "data_disk_mib = 0", r"data_disk_mib = 0 is outside \[1, 1048576\]"),
+    ("data_disk_mib = 2048", 'data_disk_mib = "2G"', "data_disk_mib must be an integer"),
+    ("data_disk_mib = 2048", "data_disk_mib = 2097152", "data_disk_mib = 2097152 is outside"),
+    # page-cache kinds need the VM's data disk
+    ("data_disk_mib = 2048\n", "", "a reread schedule reads the VM's data disk but vm-b has "
+     "none: set data_disk_mib in its"),
+])
+def test_workload_kind_rejects(old, new, message):
+    text = KINDS.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1)
+    assert old in text
+    with pytest.raises(UsageError, match=message) as e:
+        parse(text.replace(old, new, 1), "t")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("steps = 4", "steps = 0", r"steps = 0 is outside \[1, 10000\]"),
+    ("steps = 4", "steps = 10001", "steps = 10001 is outside"),
+    ("steps = 4", "steps = [4]", "steps must be an integer"),
+    ("data_disk_mib = 2048\n", "", "a stream schedule reads the VM's data disk but vm-b has "
+     "none"),
+])
+def test_stream_rejects(old, new, message):
+    text = STREAM.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1)
+    with pytest.raises(UsageError, match=message) as e:
+        parse(text.replace(old, new, 1), "t")
+    assert "\n" not in str(e.value)

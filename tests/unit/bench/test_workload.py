@@ -120,6 +120,8 @@ def test_stream_script():
     assert 'echo "@@binary $B"\necho "@@kind stream"\n' in s
     assert "sleep 5\n" in s and "for n in 0 0 0; do" in s
     assert '  "$B" stream -d /dev/vdb -S 7 > "$D/out.$i" 2>&1; rc=$?\n' in s
+    # the guest drops a block device's page cache on its last close: hold it open
+    assert s.index("exec 3< /dev/vdb\n") < s.index("for n in")
     assert guest_script(KW, STREAM, data_dev="/dev/vdc").count("-d /dev/vdc -S 7") == 1
     with pytest.raises(ValueError, match="needs the data disk's device"):
         guest_script(KW, STREAM)
@@ -146,6 +148,8 @@ def test_abload_scripts_share_ebizzy_framing(sched):
     s = guest_script(KW, sched, data_dev="vdb").splitlines()
     e = guest_script(KW, Schedule(sched.vm, sched.start_s, (1,))).splitlines()
     assert s.pop(2) == f'echo "@@kind {sched.kind}"'
+    if sched.kind != "idle":  # the data disk held open for the whole schedule
+        assert s.pop(2) == "exec 3< /dev/vdb"
     differ = [i for i, (a, b) in enumerate(zip(s, e, strict=True)) if a != b]
     assert [s[i].split()[0] for i in differ] == ["B=/opt/autoballoon/bin/abload;", "for",
                                                  '"$B"']
@@ -157,7 +161,9 @@ def test_abload_script_runs_in_sh(tmp_path, sched):
     fake.write_text('#!/bin/sh\necho "args $*"\n'
                     f'cat {ABLOAD_FIXTURES / (sched.kind + ".txt")}\n')
     fake.chmod(0o755)
-    script = guest_script(KW, replace(sched, start_s=0.0), str(fake), "vdb")
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 4096)
+    script = guest_script(KW, replace(sched, start_s=0.0), str(fake), str(data))
     script = script.replace("/tmp/ab-run", str(tmp_path / "run"))
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     run = parse_stream(out.stdout)

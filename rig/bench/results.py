@@ -43,7 +43,28 @@ RunState = Literal["complete", "incomplete", "missing"]
 # The required metrics (docs/summary-json.md has their units).
 HOST_METRICS = ("host.swap_in", "host.swap_out")
 QEMU_METRICS = ("elapsed_s", "user_s", "sys_s", "cpu_pct", "major_faults", "minor_faults")
-GUEST_METRICS = ("records_total", "swap_in", "swap_out", "oom_kills")
+GUEST_METRICS = ("swap_in", "swap_out", "oom_kills")  # and the workload's score (SCORES)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A workload kind's score: ``<vm>.guest.<metric>`` over the run and
+    ``<vm>.guest.step<n>.<step>`` per step (docs/summary-json.md)."""
+
+    metric: str
+    step: str
+    unit: str
+    higher_is_better: bool = True
+
+
+#: The score of each workload kind (rig.scenario.WORKLOAD_KINDS).
+SCORES: dict[str, Score] = {
+    "ebizzy": Score("records_total", "records_s", "records/s summed over the steps"),
+    "stream": Score("mb_s", "mb_s", "MB/s, mean of the steps"),
+    "reread": Score("mb_s", "mb_s", "MB/s, mean of the steps"),
+    "idle": Score("touch_s", "touch_s", "s to write its memory, summed over the steps "
+                  "(lower is better)", higher_is_better=False),
+}
 
 
 # --- layout -------------------------------------------------------------------------------
@@ -68,13 +89,26 @@ def run_dir(root: Path, scenario: str, stamp: str, mode: str, n: int) -> Path:
 
 # --- metric names -------------------------------------------------------------------------
 
-def metric_names(vms: Sequence[str]) -> list[str]:
-    """The metrics every complete run must have, host first, then per VM in `vms` order."""
+def metric_names(vms: Sequence[str], kinds: Mapping[str, str] | None = None) -> list[str]:
+    """The metrics every complete run must have, host first, then per VM in `vms` order;
+    a VM's score by its workload kind in `kinds` (default ebizzy)."""
     names = list(HOST_METRICS)
     for vm in vms:
+        score = SCORES[(kinds or {}).get(vm, "ebizzy")]
         names += [f"{vm}.qemu.{m}" for m in QEMU_METRICS]
-        names += [f"{vm}.guest.{m}" for m in GUEST_METRICS]
+        names += [f"{vm}.guest.{m}" for m in (score.metric, *GUEST_METRICS)]
     return names
+
+
+def score_of(summary: Mapping[str, Any], vm: str) -> tuple[str, Score] | None:
+    """(metric name, Score) of a VM's workload score in a summary (per run or per mode);
+    None when it has none."""
+    metrics = summary.get("metrics", {})
+    for score in SCORES.values():
+        name = f"{vm}.guest.{score.metric}"
+        if name in metrics:
+            return name, score
+    return None
 
 
 def _check_number(name: str, value: object) -> None:
@@ -84,10 +118,11 @@ def _check_number(name: str, value: object) -> None:
         raise ValueError(f"metric {name} must be finite, got {value!r}")
 
 
-def validate_run_metrics(metrics: Mapping[str, object], vms: Sequence[str]) -> None:
+def validate_run_metrics(metrics: Mapping[str, object], vms: Sequence[str],
+                         kinds: Mapping[str, str] | None = None) -> None:
     """ValueError naming the first missing required metric (or a non-number value).
     Metrics beyond the required ones are allowed."""
-    for name in metric_names(vms):
+    for name in metric_names(vms, kinds):
         if name not in metrics:
             raise ValueError(f"missing metric {name}")
     for name, value in metrics.items():
@@ -104,13 +139,14 @@ def qemu_metrics(vm: str, usage: QemuUsage) -> dict[str, Number]:
 
 
 def guest_metrics(
-    vm: str, *, records_total: Number, vmstat_delta: Mapping[str, int], oom_kills: int
+    vm: str, *, score: Number, vmstat_delta: Mapping[str, int], oom_kills: int,
+    kind: str = "ebizzy",
 ) -> dict[str, Number]:
-    """<vm>.guest.* from the workload's records/s sum, a vmstat_delta of the guest's
-    /proc/vmstat over the run, and its OOM kills (procstat.parse_oom_kills of that delta,
-    or procstat.count_dmesg_oom_kills)."""
+    """<vm>.guest.* from the workload's score over the run (SCORES[kind]), a vmstat_delta
+    of the guest's /proc/vmstat over the run, and its OOM kills (procstat.parse_oom_kills
+    of that delta, or procstat.count_dmesg_oom_kills)."""
     return {
-        f"{vm}.guest.records_total": records_total,
+        f"{vm}.guest.{SCORES[kind].metric}": score,
         f"{vm}.guest.swap_in": vmstat_delta["pswpin"],
         f"{vm}.guest.swap_out": vmstat_delta["pswpout"],
         f"{vm}.guest.oom_kills": oom_kills,
@@ -294,12 +330,14 @@ def begin_run(d: Path) -> None:
     _fsync_dir(d)
 
 
-def finish_run(d: Path, summary: RunSummary, *, vms: Sequence[str]) -> None:
+def finish_run(d: Path, summary: RunSummary, *, vms: Sequence[str],
+               kinds: Mapping[str, str] | None = None) -> None:
     """Write the run's summary.json; a complete one must carry every required metric of
-    `vms`, and only then is the INCOMPLETE marker removed (after the summary is on disk).
+    `vms` (their scores by workload kind, `kinds`), and only then is the INCOMPLETE
+    marker removed (after the summary is on disk).
     An incomplete summary (a failed run's partial numbers) leaves the marker in place."""
     if summary.complete:
-        validate_run_metrics(summary.metrics, vms)
+        validate_run_metrics(summary.metrics, vms, kinds)
     write_json_atomic(d / SUMMARY, summary.to_json())
     if summary.complete:
         (d / INCOMPLETE).unlink(missing_ok=True)

@@ -60,16 +60,18 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
         if not run.done:
             complete = False
             continue
+        score = results.SCORES[run.kind]
         for step in run.steps:
-            if step.result is not None:
-                metrics[f"{vm}.guest.step{step.n}.records_s"] = step.result.records_per_s
+            if step.score is not None:
+                value = step.score if run.kind != "ebizzy" else int(step.score)
+                metrics[f"{vm}.guest.step{step.n}.{score.step}"] = value
         g0 = run_dir / f"{vm}.guest-vmstat.start"
         start = g0.read_text() if g0.exists() else run.vmstat_start
         delta = procstat.vmstat_delta(procstat.parse_vmstat(start),
                                       procstat.parse_vmstat(run.vmstat_end))
         oom = procstat.parse_oom_kills(delta)
         metrics.update(results.guest_metrics(
-            vm, records_total=run.records_total, vmstat_delta=delta,
+            vm, kind=run.kind, score=run.score_total, vmstat_delta=delta,
             oom_kills=oom if oom is not None else run.dmesg_oom_kills))
         metrics[f"{vm}.guest.failed_steps"] = run.failed_steps
     metrics.update(_sampled(run_dir, vms))

@@ -200,9 +200,9 @@ def _status_line(t: float, streams: dict[str, GuestStream], sampler: Sampler,
     parts = [f"[{t:5.0f} s] workload"]
     for name, st in streams.items():
         sched = scenario.workload.schedule(name) if scenario.workload else None
-        total = len(sched.chunks) if sched else 0
+        total = sched.step_count if sched else 0
         r = st.run
-        step = ("done" if r.done else f"step {r.current_step}/{total} ({r.current_chunks} ch)"
+        step = ("done" if r.done else f"step {r.current_step}/{total} (size {r.current_chunks})"
                 if r.current_step else "waiting")
         actual = sampler.latest.get("vms", {}).get(name, {}).get("actual_mib")
         parts.append(f"{name} {step}, balloon {actual if actual is not None else '?'} MiB")
@@ -247,10 +247,6 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
         raise RigError(f"scenario {sc.name} has no [workload]: nothing to benchmark")
     if sc.host.thp == "keep":
         raise RigError(f"scenario {sc.name}: a benchmark must pin the THP mode ([host] thp)")
-    unwired = sorted({s.kind for s in sc.workload.schedules} - {"ebizzy"})
-    if unwired:
-        raise RigError(f"scenario {sc.name}: workload kind {', '.join(unwired)} is not yet "
-                       "supported by the benchmark runner (only ebizzy)")
     results.begin_run(out)
     (out / "scenario.toml").write_text(ctx.scenario_text)
     metrics: dict[str, float | int] = {}
@@ -305,10 +301,16 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
     finally:
         summary = results.RunSummary(sc.name, mode, n, complete, metrics, env, checks)
         if complete:
-            results.finish_run(out, summary, vms=names)
+            results.finish_run(out, summary, vms=names, kinds=_kinds(sc))
         else:
             results.write_json_atomic(out / results.SUMMARY, summary.to_json())
     return summary
+
+
+def _kinds(sc: Scenario) -> dict[str, str]:
+    """Each VM's workload kind (its score's metric depends on it)."""
+    assert sc.workload is not None
+    return {s.vm: s.kind for s in sc.workload.schedules}
 
 
 def _daemon_cgroups(host_rec: host.HostRecord) -> tuple[str, ...]:
@@ -344,13 +346,15 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
     sc = ctx.scenario
     assert sc.workload is not None
     w = sc.workload
-    silence = max(max(s.start_s for s in w.schedules), w.step_s) + 180
+    silence = max(max(s.start_s for s in w.schedules),
+                  max(w.step_of(s) for s in w.schedules)) + 180
     streams = {}
     for name, rec in recs.items():
         sched = w.schedule(name)
         if sched is None:
             continue
-        script = guest_script(w, sched) if binary is None else guest_script(w, sched, binary)
+        script = guest_script(w, sched, binary if sched.kind == "ebizzy" else None,
+                              data_dev=vm.data_disk_device(sc.vm(name)))
         streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
     sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
                       lambda: {n: s.run.current_step for n, s in streams.items()})
@@ -384,7 +388,7 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
         if st.error:
             ctx.progress.info(f"{name}: workload stream failed: {st.error}")
         for step in st.run.steps:
-            (out / f"{name}.ebizzy-{step.n}.txt").write_text(step.output)
+            (out / f"{name}.{step.kind}-{step.n}.txt").write_text(step.output)
 
 
 def interleave(modes: Sequence[str], runs: int) -> list[tuple[str, int]]:

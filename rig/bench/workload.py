@@ -48,20 +48,21 @@ def guest_script(workload: Workload, schedule: Schedule, binary: str | None = No
     ("vdb") or a path, needed by stream and reread."""
     q = shlex.quote
     kind = schedule.kind
+    step_s = workload.step_of(schedule)
     hold = None
     if binary is None:
         binary = GUEST_EBIZZY if kind == "ebizzy" else GUEST_ABLOAD
     if kind == "ebizzy":
-        args = f"-s {workload.chunk_bytes} -S {workload.step_s} -t {workload.threads}"
+        args = f"-s {workload.chunk_bytes} -S {step_s} -t {workload.threads}"
         command = f'"$B" -n "$n" {args}'
     elif kind == "idle":
-        command = f'"$B" idle -m "$n" -S {workload.step_s}'
+        command = f'"$B" idle -m "$n" -S {step_s}'
     else:
         if not data_dev:
             raise ValueError(f"a {kind} schedule needs the data disk's device (data_dev)")
         dev = q(data_dev if data_dev.startswith("/") else f"/dev/{data_dev}")
         hot = ' -H "$n"' if kind == "reread" else ""
-        command = f'"$B" {kind} -d {dev}{hot} -S {workload.step_s}'
+        command = f'"$B" {kind} -d {dev}{hot} -S {step_s}'
         # Linux drops a block device's page cache when its last opener closes it (measured
         # in the guest: 306 MiB cached during a stream step, 18 MiB after): hold the disk
         # open for the whole schedule, as a mounted filesystem would, so the cache a step
@@ -138,6 +139,16 @@ class GuestRun:
         """The RFC's "total recs": records/s summed over the steps (0 for abload kinds)."""
         return sum(s.result.records_per_s for s in self.steps
                    if isinstance(s.result, EbizzyResult))
+
+    @property
+    def score_total(self) -> float:
+        """The run's score (rig.bench.results.SCORES): records/s summed (ebizzy), MB/s
+        averaged (stream, reread) or touch seconds summed (idle) over the steps that have
+        a result; 0 when none has."""
+        scores = [s.score for s in self.steps if s.score is not None]
+        if self.kind in ("stream", "reread"):
+            return round(sum(scores) / len(scores), 3) if scores else 0.0
+        return self.records_total if self.kind == "ebizzy" else round(sum(scores), 3)
 
     @property
     def failed_steps(self) -> int:

@@ -43,6 +43,8 @@ VM_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("QEMU major faults", "qemu.major_faults", 0),
     MetricSpec("QEMU minor faults", "qemu.minor_faults", 0),
     MetricSpec("total recs (records/s)", "guest.records_total", 0, primary=True),
+    MetricSpec("read rate (MB/s)", "guest.mb_s", 1, primary=True),
+    MetricSpec("idle touch time (s)", "guest.touch_s", 2, primary=True),
     MetricSpec("guest swap in (pages)", "guest.swap_in", 0),
     MetricSpec("guest swap out (pages)", "guest.swap_out", 0, primary=True),
     MetricSpec("guest OOM kills", "guest.oom_kills", 0, primary=True),

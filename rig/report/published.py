@@ -61,7 +61,7 @@ def published_vm_rows() -> list[list[str]]:
     for mode, m in published().items():
         for vm in _PUBLISHED_ROWS[mode]:
             rows.append([mode, vm, *(fmt_published(m.get(f"{vm}.{suffix}"))
-                                     for _, suffix, _ in tables.VM_COLUMNS)])
+                                     for _, suffix, _ in tables.RFC_VM_COLUMNS)])
     return rows
 
 

@@ -190,10 +190,11 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
     b.append(Heading(2, "Results in the RFC's layout"))
     b.append(table(tables.HOST_HEADERS, tables.host_rows(summaries),
                    "Host swap (pages; mean of runs)"))
-    b.append(table(tables.VM_HEADERS, tables.vm_rows(summaries),
-                   "Per VM: QEMU process (s, CPU%, faults); guest: ebizzy total recs "
-                   "(records/s summed over its steps), swap (pages), OOM kills; means "
-                   "of runs"))
+    b.append(table(tables.vm_headers(summaries), tables.vm_rows(summaries),
+                   "Per VM: QEMU process (s, CPU%, faults); guest: the workload's score "
+                   "(ebizzy: total recs, records/s summed over its steps; stream and "
+                   "reread: MB/s, mean of steps; idle: seconds to write its memory), "
+                   "swap (pages), OOM kills; means of runs"))
 
     b.append(Heading(2, f"Comparison with {baseline}"))
     b.append(Para("change = (mode - baseline) / baseline (n/a when the baseline is 0). "

@@ -18,6 +18,8 @@ VM_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("major f.", "qemu.major_faults", 0),
     ("minor f.", "qemu.minor_faults", 0),
     ("total recs", "guest.records_total", 0),
+    ("MB/s", "guest.mb_s", 1),
+    ("touch s", "guest.touch_s", 2),
     ("swap in", "guest.swap_in", 0),
     ("swap out", "guest.swap_out", 0),
     ("OOM kills", "guest.oom_kills", 0),
@@ -31,7 +33,6 @@ def fmt(value: float | None, decimals: int) -> str:
 
 
 HOST_HEADERS = ("mode", "runs", "host swap in", "host swap out")
-VM_HEADERS = ("mode", "VM", *(h for h, _, _ in VM_COLUMNS))
 
 
 def host_rows(summaries: Sequence[Summary]) -> list[list[str]]:
@@ -40,13 +41,36 @@ def host_rows(summaries: Sequence[Summary]) -> list[list[str]]:
              fmt(metric_mean(s, "host.swap_out"), 0)] for s in summaries]
 
 
+#: Workload scores (rig.bench.results.SCORES) that only some scenarios have: a table
+#: leaves out the score columns no row has.
+_SCORE_COLUMNS = ("guest.mb_s", "guest.touch_s")
+
+
+#: The RFC's own per-VM columns (ebizzy only) and their headers.
+RFC_VM_COLUMNS = tuple(c for c in VM_COLUMNS if c[1] not in _SCORE_COLUMNS)
+VM_HEADERS = ("mode", "VM", *(h for h, _, _ in RFC_VM_COLUMNS))
+
+
+def _columns(summaries: Sequence[Summary]) -> list[tuple[str, str, int]]:
+    return [c for c in VM_COLUMNS if c[1] not in _SCORE_COLUMNS
+            or any(metric_mean(s, f"{vm}.{c[1]}") is not None
+                   for s in summaries for vm in vm_names([s]))]
+
+
+def vm_headers(summaries: Sequence[Summary]) -> list[str]:
+    """VM_HEADERS without the score columns none of `summaries` has."""
+    return ["mode", "VM", *(h for h, _, _ in _columns(summaries))]
+
+
 def vm_rows(summaries: Sequence[Summary]) -> list[list[str]]:
-    """Rows under VM_HEADERS: one per mode and VM, means over the mode's runs."""
+    """Rows under vm_headers(summaries): one per mode and VM, means over the mode's
+    runs."""
+    columns = _columns(summaries)
     rows = []
     for s in summaries:
         for vm in vm_names([s]):
             rows.append([s["mode"], vm, *(fmt(metric_mean(s, f"{vm}.{suffix}"), d)
-                                           for _, suffix, d in VM_COLUMNS)])
+                                           for _, suffix, d in columns)])
     return rows
 
 
@@ -55,11 +79,11 @@ def host_table(summaries: Sequence[Summary]) -> str:
 
 
 def vm_table(summaries: Sequence[Summary]) -> str:
-    return markdown_table(VM_HEADERS, vm_rows(summaries))
+    return markdown_table(vm_headers(summaries), vm_rows(summaries))
 
 
 def rfc_tables(summaries: Sequence[Summary]) -> str:
     """Host swap, then QEMU and guest figures per VM; means over each mode's runs."""
     return (f"Host swap (pages; mean of runs)\n{host_table(summaries)}\n\n"
             f"Per VM (QEMU process: s, %, faults; guest: ebizzy records/s summed over its "
-            f"runs, swap pages)\n{vm_table(summaries)}")
+            f"runs or abload MB/s / touch s, swap pages)\n{vm_table(summaries)}")

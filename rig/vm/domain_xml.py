@@ -61,7 +61,12 @@ DATA_DISK_SERIAL = "abdata"
 
 def data_disk_dev(c: DomainConfig) -> str:
     """The data disk's name in the guest: disks are probed in the order they are listed."""
-    return "vdb" if c.swap_disk is not None else "vda"
+    return guest_data_dev(has_swap_disk=c.swap_disk is not None)
+
+
+def guest_data_dev(*, has_swap_disk: bool) -> str:
+    """The data disk's name in the guest: after the swap disk when there is one."""
+    return "vdb" if has_swap_disk else "vda"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:

@@ -110,6 +110,13 @@ def make_data_disk(path: Path, size_mib: int) -> None:
             f.write(os.urandom(1 << 20))
 
 
+def data_disk_device(spec: VmSpec) -> str | None:
+    """The VM's data disk as the guest names it ("vdb"), None without one."""
+    if not spec.data_disk_mib:
+        return None
+    return domain_xml.guest_data_dev(has_swap_disk=bool(spec.guest_swap_mib))
+
+
 def make_swap_disk(path: Path, size_mib: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:

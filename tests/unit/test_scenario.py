@@ -226,10 +226,16 @@ def test_workload_kinds():
     assert stream.schedule("vm-b") == Schedule("vm-b", 5.0, kind="stream", steps=4)
     assert stream.schedule("vm-b").sizes() == (0, 0, 0, 0)
     assert stream.duration_s() == 45.0
+    own = parse(KINDS.replace("mib = [100, 300]", "mib = [100]\nstep_s = 60").replace(
+        "swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1), "t").workload
+    assert own is not None and own.schedule("vm-c").step_s == 60
+    assert own.step_of(own.schedule("vm-c")) == 60 and own.step_of(own.schedule("vm-a")) == 10
+    assert own.duration_s() == 60.0
 
 
 def test_existing_scenarios_are_ebizzy_schedules_as_before():
-    for path in sorted((REPO_ROOT / "rig" / "scenarios").glob("*.toml")):
+    for name in ("quick", "seed-2013", "smoke"):
+        path = REPO_ROOT / "rig" / "scenarios" / f"{name}.toml"
         s = parse(path.read_text(), path.stem)
         assert all(v.data_disk_mib is None for v in s.vms)
         for sch in s.workload.schedules if s.workload else ():
@@ -245,15 +251,17 @@ def test_existing_scenarios_are_ebizzy_schedules_as_before():
     ('kind = "idle"', "kind = 3", "kind must be one of"),
     # a key of another kind: refused, naming the kind's own keys
     ('kind = "idle"\nmib', 'kind = "idle"\nchunks', r"\(kind idle\): unknown key 'chunks' "
-     r"\(allowed: kind, mib, start_s, vm\)"),
+     r"\(allowed: kind, mib, start_s, step_s, vm\)"),
     ('kind = "ebizzy"\nchunks', 'kind = "ebizzy"\nmib', r"\(kind ebizzy\): unknown key 'mib' "
-     r"\(allowed: chunks, kind, start_s, vm\)"),
+     r"\(allowed: chunks, kind, start_s, step_s, vm\)"),
     ("hot_mib = [64, 256, 1024]", "hot_mib = [64]\nsteps = 2", r"\(kind reread\): unknown key "
-     r"'steps' \(allowed: hot_mib, kind, start_s, vm\)"),
+     r"'steps' \(allowed: hot_mib, kind, start_s, step_s, vm\)"),
     ('kind = "reread"\nhot_mib = [64, 256, 1024]', 'kind = "stream"\nsteps = 4\nhot_mib = [1]',
-     r"\(kind stream\): unknown key 'hot_mib' \(allowed: kind, start_s, steps, vm\)"),
+     r"\(kind stream\): unknown key 'hot_mib' \(allowed: kind, start_s, step_s, steps, vm\)"),
     ('kind = "ebizzy"\nchunks = [512, 112]', 'kind = "stream"\nchunks = [512, 112]',
      "unknown key 'chunks'"),
+    ("mib = [100, 300]", "mib = [100]\nstep_s = 0", r"step_s = 0 is outside \[1, 86400\]"),
+    ("mib = [100, 300]", 'mib = [100]\nstep_s = "1m"', "step_s must be an integer"),
     # the kind's key is required
     ("mib = [100, 300]", "", "a schedule of kind idle needs mib"),
     ("hot_mib = [64, 256, 1024]", "", "a schedule of kind reread needs hot_mib"),

@@ -76,7 +76,7 @@ def test_metric_builders_give_exactly_the_required_names():
     m = host_metrics({"pswpin": 5, "pswpout": 9, "pgfault": 1})
     for vm in VMS:
         m |= qemu_metrics(vm, usage)
-        m |= guest_metrics(vm, records_total=4692, vmstat_delta={"pswpin": 0, "pswpout": 2},
+        m |= guest_metrics(vm, score=4692, vmstat_delta={"pswpin": 0, "pswpout": 2},
                            oom_kills=0)
     assert sorted(m) == sorted(metric_names(VMS))
     assert m["host.swap_out"] == 9

@@ -9,9 +9,8 @@ from rig.bench import runner
 from rig.bench.abload import IdleResult, ReadResult
 from rig.bench.ebizzy import EbizzyResult
 from rig.bench.workload import SCORE_UNITS, StreamParser, guest_script, parse_stream
-from rig.errors import RigError
 from rig.layout import REPO_ROOT
-from rig.scenario import HostSpec, Scenario, Schedule, VmSpec, Workload, load
+from rig.scenario import Schedule, Workload, load
 from tests import FIXTURES
 
 FIXTURE = FIXTURES / "workload" / "vm-down.stream.txt"
@@ -235,11 +234,25 @@ def test_ebizzy_steps_keep_their_result_and_score():
     assert isinstance(run.steps[0].result, EbizzyResult)
 
 
-def test_runner_refuses_kinds_it_is_not_wired_for(tmp_path):
-    sc = Scenario("t", "x", HostSpec(), (VmSpec("vm-i", 512),),
-                  Workload(1 << 20, 10, 1, (replace(IDLE, start_s=0.0),)))
-    ctx = runner.BenchContext(None, None, sc, "", None)  # type: ignore[arg-type]
-    with pytest.raises(RigError, match="workload kind idle is not yet supported by the "
-                       r"benchmark runner \(only ebizzy\)") as e:
-        runner.run_once(ctx, "vanilla", 1, tmp_path / "run")
-    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
+def test_score_total_by_kind():
+    """stream, reread: MB/s averaged over the steps with a result; idle: touch seconds
+    summed; ebizzy: records/s summed (the RFC's total recs)."""
+    stream = parse_stream(_synthetic("stream", [
+        (0, _fixture("stream"), 0), (0, _fixture("stream_blockdev"), 0),
+        (0, _fixture("missing_device"), 1)]))
+    assert stream.score_total == round((6984.02 + 4876.82) / 2, 3)
+    idle = parse_stream(_synthetic("idle", [(64, _fixture("idle"), 0),
+                                            (64, _fixture("idle_signal"), 0)]))
+    assert idle.score_total == round(0.046 + 0.103, 3)
+    assert parse_stream(_synthetic("reread", [(8, _fixture("not_found"), 127)])
+                        ).score_total == 0.0
+    assert parse_stream(FIXTURE.read_text()).score_total == 1919 + 1746 + 1834 + 1802 + 1833
+
+
+def test_a_schedule_of_its_own_step_length():
+    long_idle = replace(IDLE, step_s=120)
+    w = replace(KW, schedules=(STREAM, long_idle))
+    assert '"$B" idle -m "$n" -S 120 >' in guest_script(w, long_idle)
+    assert "-S 7 >" in guest_script(w, STREAM, data_dev="vdb")
+    assert w.duration_s() == 2.5 + 2 * 120
+    assert runner.interleave(["a"], 1) == [("a", 1)]

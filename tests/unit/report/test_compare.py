@@ -73,14 +73,15 @@ def test_verdict():
 
 def test_primary_metrics():
     assert [s.name for s in HOST_SPECS if s.primary] == ["host.swap_out"]
+    scores = ["guest.records_total", "guest.mb_s", "guest.touch_s"]
     assert [s.name for s in VM_SPECS if s.primary] == [
-        "guest.records_total", "guest.swap_out", "guest.oom_kills"]
+        *scores, "guest.swap_out", "guest.oom_kills"]
     primary = [s.name for s in metric_specs(VMS) if s.primary]
-    assert primary == ["host.swap_out", "vm-down.guest.records_total",
-                       "vm-down.guest.swap_out", "vm-down.guest.oom_kills",
-                       "vm-up.guest.records_total", "vm-up.guest.swap_out",
-                       "vm-up.guest.oom_kills"]
+    assert primary == ["host.swap_out",
+                       *(f"{vm}.{m}" for vm in VMS
+                         for m in (*scores, "guest.swap_out", "guest.oom_kills"))]
     assert primary_labels() == ("host swap out (pages); per VM: total recs (records/s), "
+                                "read rate (MB/s), idle touch time (s), "
                                 "guest swap out (pages), guest OOM kills")
 
 

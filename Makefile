@@ -13,7 +13,7 @@ bench: bootstrap
 	$(VENV)/bin/rig bench quick --modes vanilla auto
 
 test: bootstrap
-	$(VENV)/bin/tox run -e lint,unit,integration,reproduce
+	$(VENV)/bin/tox run -e lint,unit,integration,reproduce,cache
 
 bench-full: bootstrap
 	$(VENV)/bin/tox run -e bench-full

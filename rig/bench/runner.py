@@ -162,10 +162,24 @@ def environment(ctx: BenchContext, mode: str, host_rec: host.HostRecord,
         "guest_module": {"key": s.module.key, "version": s.module.version,
                          "patches": list(s.module.patches)},
         "image": s.image.key,
-        "workload": "ebizzy (ours)" if ctx.ebizzy is None else f"ebizzy binary {ctx.ebizzy}",
+        "workload": _workload_programs(ctx),
         "rig_revision": rig_revision(ctx.layout.repo),
         "command": ctx.command,
     }
+
+
+def _workload_programs(ctx: BenchContext) -> str:
+    """What the guests run: "ebizzy (ours)", "ebizzy binary PATH", "abload (ours): stream,
+    idle", or both joined by "; "."""
+    w = ctx.scenario.workload
+    kinds = sorted({s.kind for s in w.schedules}) if w is not None else ["ebizzy"]
+    out = []
+    if "ebizzy" in kinds:
+        out.append("ebizzy (ours)" if ctx.ebizzy is None else f"ebizzy binary {ctx.ebizzy}")
+    abload = [k for k in kinds if k != "ebizzy"]
+    if abload:
+        out.append(f"abload (ours): {', '.join(abload)}")
+    return "; ".join(out)
 
 
 # ---- a run ------------------------------------------------------------------------------

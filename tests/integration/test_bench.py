@@ -104,6 +104,42 @@ def test_a_user_supplied_ebizzy_binary_runs_instead_of_ours(layout, stack, tmp_p
     assert env["workload"] == f"ebizzy binary {theirs}"
 
 
+KINDS = TINY.replace('memory_mib = 384\nguest_swap_mib = 128\n\n[[vm]]',
+                    'memory_mib = 384\nguest_swap_mib = 128\ndata_disk_mib = 512\n\n[[vm]]', 1
+                    ).replace('vm = "vm-a"\nchunks = [96, 48]',
+                              'vm = "vm-a"\nkind = "stream"\nsteps = 2'
+                              ).replace('start_s = 3\nchunks = [48, 96]',
+                                        'start_s = 1\nkind = "idle"\nmib = [64]\nstep_s = 5')
+
+
+def test_abload_kinds_run_in_real_guests(layout, stack, daemons_before, tmp_path: Path):
+    """vm-a streams its data disk (/dev/vdb, after the swap disk), vm-b writes and holds
+    64 MiB: each kind's score is a required metric, recomputed from the raw files."""
+    assert KINDS.count('kind = "stream"') == 1 and "data_disk_mib = 512" in KINDS
+    sc = scenario.parse(KINDS, "kinds")
+    ctx = bench.BenchContext(layout, stack, sc, KINDS, Progress(), command="test")
+    mode_dir = tmp_path / "kinds" / "20260101T000000" / "vanilla"
+    summary = bench.run_mode(ctx, "vanilla", 1, mode_dir)
+    run = mode_dir / "run-1"
+    assert summary["complete"] is True, (run / "vm-a.stream.txt").read_text()[-2000:]
+    m = {k: v["mean"] for k, v in summary["metrics"].items()}
+    kinds = {"vm-a": "stream", "vm-b": "idle"}
+    for name in results.metric_names(["vm-a", "vm-b"], kinds):
+        assert name in m, name
+    assert m["vm-a.guest.mb_s"] > 0 and m["vm-a.guest.step2.mb_s"] > 0
+    assert m["vm-b.guest.touch_s"] > 0 and m["vm-b.guest.failed_steps"] == 0
+    assert "vm-a.guest.records_total" not in m
+    stream = (run / "vm-a.stream-1.txt").read_text()
+    assert stream.startswith("abload stream: bytes=") and "path=/dev/vdb" in stream
+    assert "end=time" in (run / "vm-b.idle-1.txt").read_text()
+    env = json.loads((run / "env.json").read_text())
+    assert env["workload"] == "abload (ours): idle, stream"
+    complete, recomputed = run_metrics.compute(run, ["vm-a", "vm-b"])
+    assert complete and recomputed == results.RunSummary.from_json(
+        json.loads((run / "summary.json").read_text())).metrics
+    assert leftovers(layout, daemons_before) == []
+
+
 def test_an_interrupted_run_is_marked_incomplete(layout, stack, daemons_before,
                                                  tmp_path: Path):
     path = tmp_path / "tiny.toml"

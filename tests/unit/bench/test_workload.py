@@ -256,3 +256,21 @@ def test_a_schedule_of_its_own_step_length():
     assert "-S 7 >" in guest_script(w, STREAM, data_dev="vdb")
     assert w.duration_s() == 2.5 + 2 * 120
     assert runner.interleave(["a"], 1) == [("a", 1)]
+
+
+def test_env_names_the_workload_programs():
+    from pathlib import Path
+
+    from rig.scenario import HostSpec, Scenario, VmSpec
+
+    def programs(schedules, ebizzy=None):
+        sc = Scenario("t", "x", HostSpec(), (VmSpec("vm-s", 512), VmSpec("vm-i", 512)),
+                      Workload(1 << 20, 10, 1, schedules))
+        ctx = runner.BenchContext(None, None, sc, "", None, ebizzy=ebizzy)  # type: ignore[arg-type]
+        return runner._workload_programs(ctx)
+
+    ebizzy = Schedule("vm-s", 0.0, (1,))
+    assert programs((ebizzy,)) == "ebizzy (ours)"
+    assert programs((ebizzy,), Path("/x/ebizzy")) == "ebizzy binary /x/ebizzy"
+    assert programs((IDLE, STREAM)) == "abload (ours): idle, stream"
+    assert programs((ebizzy, IDLE)) == "ebizzy (ours); abload (ours): idle"

@@ -1,13 +1,14 @@
 # autoballoon: the two commands of the README, and what they stand on.
 #   make bench      bootstrap, then the default benchmark: quick, vanilla vs auto
 #   make test       bootstrap, then the test suite through tox
+#   make bench-matrix  every scenario of the suite x every mode, 2 runs each (hours)
 # Debian's interpreter, explicitly: a pyenv python3 on PATH lacks the Debian modules.
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 # Packages the virtual environment itself needs before `rig bootstrap` can run.
 VENV_DEBS := python3-venv python3-dev libvirt-dev pkg-config gcc
 
-.PHONY: bench bench-full test bootstrap lint clean-venv
+.PHONY: bench bench-full bench-matrix test bootstrap lint clean-venv
 
 bench: bootstrap
 	$(VENV)/bin/rig bench quick --modes vanilla auto
@@ -17,6 +18,9 @@ test: bootstrap
 
 bench-full: bootstrap
 	$(VENV)/bin/tox run -e bench-full
+
+bench-matrix: bootstrap
+	$(VENV)/bin/rig matrix
 
 bootstrap: $(VENV)/.installed
 	$(VENV)/bin/rig bootstrap

@@ -4,8 +4,9 @@ reports on them.
 Layers, lowest first; a module imports only its own subpackage, the layers below it and
 the foundation (tests/unit/test_architecture.py enforces it):
 
-- foundation (modules in rig/ itself): ``errors``, ``layout``, ``proc``, ``progress`` and
-  ``scenario`` (the scenario format every layer reads); they import nothing else of rig;
+- foundation (modules in rig/ itself but the cli's): ``errors``, ``layout``, ``proc``,
+  ``progress`` and ``scenario`` (the scenario format every layer reads); they import
+  nothing else of rig;
 - ``rig.build``: pinned inputs and their cached builds (QEMU, guest kernel and module,
   guest image, guest tools, QEMU's qtests);
 - ``rig.vm``: one VM under libvirt (domain XML, start/stop, SSH, console, QMP events);
@@ -14,5 +15,6 @@ the foundation (tests/unit/test_architecture.py enforces it):
 - ``rig.bench``: jobs run on a host (benchmark runs, smoke, reaction), the workload and
   their raw files, parsers and metrics;
 - ``rig.report``: reports from results directories;
-- ``rig.cli``: the ``rig`` command, on top of everything.
+- ``rig.cli`` and ``rig.cli_matrix`` (``rig matrix``, ``rig matrix-report``): the ``rig``
+  command, on top of everything.
 """

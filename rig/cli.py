@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from rig import cli_matrix
 from rig import scenario as scenario_mod
 from rig.errors import RigError, UsageError, require_root
 from rig.layout import Layout
@@ -116,9 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="report.md, report.html and plots of a bench's "
                         "results, with the RFC's published numbers beside them")
     rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
-                    help="a bench's results: results/<scenario>/<stamp>")
+                    help="a bench's results: results/<scenario>/<stamp> (or a matrix's, "
+                    "results/matrix/<stamp>: as `rig matrix-report`)")
     rp.add_argument("--baseline", metavar="MODE",
                     help="mode the others are compared with (default: vanilla, if present)")
+    cli_matrix.add_parsers(sub)
     return p
 
 
@@ -221,9 +224,16 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
               f"results in {out}")
         return 0 if result.ok else 1
 
+    if args.cmd in cli_matrix.COMMANDS:
+        return cli_matrix.dispatch(args, layout, progress)
+
     if args.cmd == "report":
         from rig.report.report import write_report
 
+        if cli_matrix.is_matrix_dir(args.results_dir):  # a matrix: `rig matrix-report`
+            if args.baseline is not None:
+                raise UsageError("--baseline: a matrix's report compares with vanilla")
+            return cli_matrix.report(args.results_dir, layout)
         md = write_report(args.results_dir, args.baseline)
         print(f"report: {md} and {md.with_suffix('.html')}")
         return 0

@@ -363,11 +363,12 @@ def run_state(d: Path) -> RunState:
     return "complete" if isinstance(obj, dict) and obj.get("complete") is True else "incomplete"
 
 
-def load_mode(d: Path) -> list[RunSummary]:
-    """Every run-<n> of a mode directory (<root>/<scenario>/<stamp>/<mode>), in run order.
-    Runs that are not complete (run_state) come back with complete=False: with whatever
-    their summary recorded, or no metrics when they have none."""
-    scenario, mode = d.parent.parent.name, d.name
+def load_mode(d: Path, scenario: str | None = None) -> list[RunSummary]:
+    """Every run-<n> of a mode directory (<root>/<scenario>/<stamp>/<mode>, or a matrix's
+    <stamp>/<scenario>/<mode> with `scenario` given), in run order. Runs that are not
+    complete (run_state) come back with complete=False: with whatever their summary
+    recorded, or no metrics when they have none."""
+    scenario, mode = scenario or d.parent.parent.name, d.name
     found: list[tuple[int, Path]] = []
     if d.is_dir():
         for p in d.iterdir():
@@ -391,9 +392,10 @@ def load_mode(d: Path) -> list[RunSummary]:
     return out
 
 
-def write_mode_summary(d: Path) -> dict[str, Any]:
-    """Aggregate a mode directory's runs into its summary.json; returns the object."""
-    runs = load_mode(d)
+def write_mode_summary(d: Path, scenario: str | None = None) -> dict[str, Any]:
+    """Aggregate a mode directory's runs (load_mode) into its summary.json; returns the
+    object."""
+    runs = load_mode(d, scenario)
     if not runs:
         raise ValueError(f"{d} has no run-<n> directories")
     summary = aggregate(runs)

@@ -2,6 +2,8 @@
 Table, Figure; ``table()`` builds a Table), rendered as Markdown (``to_markdown``, the
 alignment-aware ``markdown_table`` that the RFC-layout tables of ``rig bench`` use too)
 and as one self-contained HTML page (``to_html``, its CSS inline, PNGs as data: URIs).
+Inline markup: `code` spans and [text](relative link) in paragraphs; a whole table cell
+in ``**bold**`` (``bold()``).
 """
 
 from __future__ import annotations
@@ -68,12 +70,25 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
+_BOLD = re.compile(r"^\*\*(.+)\*\*$")
+
+
+def bold(cell: str) -> str:
+    """A table cell shown in bold (Markdown's **x**; <strong> in HTML)."""
+    return f"**{cell}**"
+
+
+def unbold(cell: str) -> str:
+    m = _BOLD.match(cell)
+    return m.group(1) if m else cell
+
+
 _NUMERIC = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?(%| ± [\d,]*\.?\d+)?$")
 _PAD_MAX = 40  # wider cells are not padded (a plain-text reader gives up on them anyway)
 
 
 def is_numeric(cell: str) -> bool:
-    return bool(_NUMERIC.match(cell))
+    return bool(_NUMERIC.match(unbold(cell)))
 
 
 def numeric_columns(rows: Sequence[Sequence[str]], ncols: int) -> list[bool]:
@@ -122,10 +137,28 @@ figcaption { font-size: 13px; color: #555; }
 """
 
 
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _links(text: str) -> str:
+    out, at = [], 0
+    for m in _LINK.finditer(text):
+        out.append(html.escape(text[at:m.start()]))
+        out.append(f'<a href="{html.escape(m.group(2))}">{html.escape(m.group(1))}</a>')
+        at = m.end()
+    out.append(html.escape(text[at:]))
+    return "".join(out)
+
+
 def _inline(text: str) -> str:
     parts = text.split("`")
-    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else _links(p)
                    for i, p in enumerate(parts))
+
+
+def _cell(c: str) -> str:
+    inner = unbold(c)
+    return f"<strong>{html.escape(inner)}</strong>" if inner != c else html.escape(c)
 
 
 def to_html(blocks: Sequence[Block], title: str, images: Mapping[str, bytes]) -> str:
@@ -147,8 +180,8 @@ def to_html(blocks: Sequence[Block], title: str, images: Mapping[str, bytes]) ->
             right = numeric_columns(b.rows, len(b.headers))
             for r in b.rows:
                 cells = "".join(
-                    f'<td class="n">{html.escape(c)}</td>' if n
-                    else f"<td>{html.escape(c)}</td>" for c, n in zip(r, right, strict=True))
+                    f'<td class="n">{_cell(c)}</td>' if n
+                    else f"<td>{_cell(c)}</td>" for c, n in zip(r, right, strict=True))
                 rows.append(f"<tr>{cells}</tr>")
             rows.append("</tbody></table>")
             body.append("\n".join(rows))

@@ -155,15 +155,21 @@ def choose_baseline(modes: Sequence[str], baseline: str | None) -> str:
 
 
 def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
-          figures: Mapping[str, str]) -> tuple[str, list[Block]]:
+          figures: Mapping[str, str], shown_as: str | None = None
+          ) -> tuple[str, list[Block]]:
     """The report as a document (pure, given the loaded modes and the figures drawn:
-    file name -> caption, in order)."""
+    file name -> caption, in order). `shown_as`: how the text names the results
+    directory (default: its path), e.g. a path without the machine's part."""
     names = [m.name for m in modes]
     by_name = {m.name: m for m in modes}
     summaries = [m.summary for m in modes if m.summary]
     scenario = next((s["scenario"] for s in summaries if s.get("scenario", "?") != "?"), "?")
     vms = all_vms(modes)
-    title = f"Benchmark report: {scenario}, {results_dir.name}"
+    where = shown_as or str(results_dir)
+    # results/<scenario>/<stamp>, or a matrix's <results>/matrix/<stamp>/<scenario>
+    shown = Path(where)
+    stamp = shown.parent.name if shown.name == scenario else shown.name
+    title = f"Benchmark report: {scenario}, {stamp}"
     runs = ", ".join(f"{m.name} {m.summary.get('runs', 0)}" for m in modes)
     b: list[Block] = [
         Heading(1, title),
@@ -171,7 +177,7 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
              f"{', '.join(names)}; complete runs per mode: {runs}; VMs: "
              f"{', '.join(vms) or 'none'}. Baseline of the comparisons: `{baseline}`. "
              f"Every number below comes from the summaries and raw files in "
-             f"`{results_dir}`; means are over each mode's complete runs."),
+             f"`{where}`; means are over each mode's complete runs."),
         table(OVERVIEW_HEADERS, overview_rows(modes)),
     ]
     b += [Para(f"{m.name}: {m.note}.") for m in modes if m.note]
@@ -180,7 +186,7 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
     commands = rerun_commands(modes)
     lines = [f"{cmd}    # {', '.join(ms)}" if len(commands) > 1 else cmd
              for cmd, ms in commands]
-    lines.append(f"rig report {results_dir}")
+    lines.append(f"rig report {where}")
     b.append(Code("\n".join(lines)))
     if len(commands) > 1:
         b.append(Para("The modes come from separate invocations, each of which wrote its "
@@ -266,8 +272,10 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
     return title, b
 
 
-def write_report(results_dir: Path, baseline: str | None = None) -> Path:
-    """Write results_dir/report/report.md, report.html and the PNGs; return report.md."""
+def write_report(results_dir: Path, baseline: str | None = None,
+                 shown_as: str | None = None) -> Path:
+    """Write results_dir/report/report.md, report.html and the PNGs; return report.md.
+    `shown_as`: how the text names results_dir (build)."""
     modes = load_results(results_dir)
     chosen = choose_baseline([m.name for m in modes], baseline)
     out = results_dir / REPORT_DIR
@@ -275,7 +283,7 @@ def write_report(results_dir: Path, baseline: str | None = None) -> Path:
     for old in (*out.glob("timeline-*.png"), *out.glob("ebizzy-*.png")):
         old.unlink()
     figures = draw_figures(results_dir, modes, out)
-    title, blocks = build(results_dir, modes, chosen, figures)
+    title, blocks = build(results_dir, modes, chosen, figures, shown_as)
     md = out / "report.md"
     md.write_text(to_markdown(blocks))
     images = {f: (out / f).read_bytes() for f in figures}

@@ -50,6 +50,11 @@ from rig.report.published import (
     published_vm_rows,
 )
 
+#: The strongest peer without a daemon, and the modes compared with it beside the
+#: baseline comparisons (when both are in the results).
+PEER = "free-page-reporting"
+PEER_CHALLENGERS = ("auto", "auto+fpr")
+
 
 def overview_rows(modes: Sequence[ModeInfo]) -> list[list[str]]:
     rows = []
@@ -223,6 +228,18 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
         b.append(Heading(3, f"{m.name} vs {baseline}"))
         b.append(table(comparison_headers(baseline, m.name),
                        comparison_rows(base, m.summary, vms)))
+    peer = by_name.get(PEER)
+    ours = [m for m in modes if m.name in PEER_CHALLENGERS and m.summary]
+    if baseline != PEER and peer is not None and peer.summary and ours:
+        b.append(Heading(2, f"Against {PEER}"))
+        b.append(Para(f"Free page reporting is the strongest peer that needs no daemon "
+                      f"(stock Linux and QEMU since 2020): a claim that the daemon helps "
+                      f"must hold against it, not only against vanilla. Same statistics "
+                      f"as above, with {PEER} as the base."))
+        for m in ours:
+            b.append(Heading(3, f"{m.name} vs {PEER}"))
+            b.append(table(comparison_headers(PEER, m.name),
+                           comparison_rows(peer.summary, m.summary, vms)))
 
     b.append(Heading(2, f"Beside the RFC's numbers: {PUBLISHED_LABEL}"))
     b.append(Para(f"The RFC's table as DESIGN.md quotes it ({PUBLISHED_LABEL}: two "

@@ -280,3 +280,24 @@ def test_cli_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out == f"report: {d}/report/report.md and {d}/report/report.html\n"
     assert report.REPORT_DIR == "report"
+
+
+def test_auto_is_also_compared_with_free_page_reporting(tmp_path):
+    """With free page reporting among the modes, auto (and auto+fpr) get a second
+    comparison with it as the base: the strongest peer that needs no daemon."""
+    import json
+
+    d = tmp_path / "quick" / "peer"
+    shutil.copytree(GOLDEN, d)
+    shutil.copytree(d / "vanilla", d / "free-page-reporting")
+    for summary in (d / "free-page-reporting").rglob("summary.json"):
+        obj = json.loads(summary.read_text())
+        obj["mode"] = "free-page-reporting"
+        summary.write_text(json.dumps(obj))
+    md = write_report(d).read_text()
+    heads = [line for line in md.splitlines() if line.startswith("#")]
+    i = heads.index("## Against free-page-reporting")
+    assert heads[i + 1] == "### auto vs free-page-reporting"
+    assert re.search(r"\| metric +\| +free-page-reporting +\| +auto +\|", md)
+    # with free page reporting as the baseline there is no second comparison
+    assert "## Against" not in write_report(d, "free-page-reporting").read_text()

@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import libvirt
 
 from autoballoon import host_memory
 from autoballoon import libvirt_adapter as la
+from autoballoon.config import ConfigError, DaemonConfig, load_config, parse_assignments
 from autoballoon.control import ControlServer
 from autoballoon.events import (
     BalloonActual,
@@ -47,82 +47,13 @@ from autoballoon.events import (
 )
 from autoballoon.manual import ManualDetector
 from autoballoon.model import Model, SetPolicy
-from autoballoon.policies import POLICIES, PolicyParamError, make_policy, policy_params
+from autoballoon.policies import POLICIES, PolicyParamError, make_policy
 from autoballoon.pressure import PressureSource, PressureSourceError
-from autoballoon.pressure_config import PressureConfig, PressureConfigError
 
 log = logging.getLogger("autoballoond")
 
 STATE_NS = "urn:autoballoon:daemon:1"
 QUEUE_BOUND = 10_000
-
-
-class ConfigError(ValueError):
-    """Bad configuration: one line, exit status 2."""
-
-
-@dataclass(frozen=True)
-class DaemonConfig:
-    uri: str = "qemu:///system"
-    metadata_ns: str | None = None  # manage only domains with this metadata element
-    name_pattern: str | None = None  # ... or whose name matches this regex
-    policy: str = "auto"
-    # Overrides of the policy's parameters (names and defaults in POLICIES.md).
-    policy_params: dict[str, Any] = field(default_factory=dict)
-    pressure_kind: str | None = "vmpressure"  # None: no host pressure source
-    pressure_path: str | None = None
-    # vmpressure fires 100+ times a second under steady reclaim: one host event per
-    # interval is what a policy should see (PSI triggers already fire once per window).
-    pressure_min_interval_s: float = 0.5
-    tick_s: float = 1.0
-    stats_period_s: float = 1.0
-    timeline: str | None = None
-    control_socket: str = "/run/autoballoon/autoballoond.sock"
-
-    def validate(self) -> None:
-        if self.policy not in POLICIES:
-            raise ConfigError(f"policy {self.policy!r} is unknown: use one of "
-                              f"{', '.join(POLICIES)}")
-        if not 0.05 <= self.tick_s <= 60 or not 0.5 <= self.stats_period_s <= 3600:
-            raise ConfigError("tick_s must be in [0.05, 60] and stats_period_s in [0.5, 3600]")
-        try:
-            policy_params(self.policy, self.policy_params)
-        except PolicyParamError as e:
-            raise ConfigError(str(e)) from None
-
-    def pressure_config(self) -> PressureConfig | None:
-        if self.pressure_kind is None:
-            return None
-        try:
-            return PressureConfig(kind=self.pressure_kind,
-                                  path=Path(self.pressure_path) if self.pressure_path else None,
-                                  min_interval_s=self.pressure_min_interval_s)
-        except PressureConfigError as e:
-            raise ConfigError(str(e)) from None
-
-
-def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
-    """TOML [daemon] table, then command-line overrides (None = not given)."""
-    try:
-        data = tomllib.loads(text).get("daemon", {}) if text else {}
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config is not valid TOML: {e}") from None
-    known = {f.name for f in dataclasses.fields(DaemonConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    overrides = dict(overrides)
-    cli_params = overrides.pop("policy_params", None) or {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    params = data.get("policy_params", {})
-    if not isinstance(params, dict):
-        raise ConfigError("policy_params must be a table of parameter = value")
-    data["policy_params"] = {**params, **cli_params}
-    if data.get("pressure_kind") == "none":
-        data["pressure_kind"] = None
-    cfg = DaemonConfig(**data)
-    cfg.validate()
-    return cfg
 
 
 @dataclass
@@ -363,20 +294,6 @@ class Daemon:
             self.put(SetPolicy(self.clock(), policy))
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
-
-
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """NAME=VALUE strings; VALUE is a TOML value (32, 0.5, "low", [1, 2]) or a bare word."""
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"policy parameter {item!r} is not NAME=VALUE")
-        try:
-            out[name.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[name.strip()] = raw
-    return out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,20 +1,67 @@
 """autoballoond's configuration: the [daemon] table of its TOML file, then command-line
-overrides, validated before anything starts (ConfigError: one line, exit status 2)."""
+overrides, validated before anything starts (ConfigError: one line naming the key and
+what it allows; exit status 2)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autoballoon.policies import POLICIES, PolicyParamError, policy_params
-from autoballoon.pressure_config import PressureConfig, PressureConfigError
+from autoballoon.pressure_config import (
+    DEFAULT_PSI_THRESHOLDS,
+    KINDS,
+    LEVELS,
+    MAX_WINDOW_US,
+    MIN_WINDOW_US,
+    UNPRIVILEGED_WINDOW_QUANTUM_US,
+    PressureConfig,
+    PressureConfigError,
+    PsiThreshold,
+    parse_threshold,
+)
 
 
 class ConfigError(ValueError):
     """Bad configuration: one line, exit status 2."""
+
+
+#: What each key holds: "str" (non-empty), "number", "int" or "table".
+KEY_TYPES: dict[str, str] = {
+    "uri": "str", "metadata_ns": "str", "name_pattern": "str", "policy": "str",
+    "policy_params": "table", "pressure_kind": "str", "pressure_path": "str",
+    "pressure_min_interval_s": "number", "pressure_window_us": "int",
+    "pressure_thresholds": "table", "tick_s": "number", "stats_period_s": "number",
+    "timeline": "str", "control_socket": "str",
+}
+_ALLOWED = {"str": "a non-empty string", "number": "a number", "int": "an integer",
+            "table": "a table of name = value"}
+#: Numbers and their ranges (inclusive), in seconds.
+RANGES: dict[str, tuple[float, float]] = {
+    "tick_s": (0.05, 60), "stats_period_s": (0.5, 3600), "pressure_min_interval_s": (0, 3600),
+}
+PRESSURE_KINDS = (*KINDS, "none")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_type(key: str, value: object) -> None:
+    kind = KEY_TYPES[key]
+    ok = {
+        "str": isinstance(value, str) and value != "",
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "table": isinstance(value, dict),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"{key} must be {_ALLOWED[kind]}, got {_short(value)}")
 
 
 @dataclass(frozen=True)
@@ -30,39 +77,109 @@ class DaemonConfig:
     # vmpressure fires 100+ times a second under steady reclaim: one host event per
     # interval is what a policy should see (PSI triggers already fire once per window).
     pressure_min_interval_s: float = 0.5
+    # PSI kinds only: the trigger window (None: 2 s) and, per level, "some|full <stall_us>"
+    # over the defaults (pressure_config.py says why each is what it is).
+    pressure_window_us: int | None = None
+    pressure_thresholds: dict[str, str] = field(default_factory=dict)
     tick_s: float = 1.0
     stats_period_s: float = 1.0
     timeline: str | None = None
     control_socket: str = "/run/autoballoon/autoballoond.sock"
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.name in ("uri", "policy", "control_socket"):
+                check_type(f.name, value)
+        for key, (lo, hi) in RANGES.items():
+            value = getattr(self, key)
+            if not lo <= value <= hi:  # also refuses NaN and infinities
+                raise ConfigError(f"{key} must be in [{lo:g}, {hi:g}] seconds, got {value!r}")
         if self.policy not in POLICIES:
             raise ConfigError(f"policy {self.policy!r} is unknown: use one of "
                               f"{', '.join(POLICIES)}")
-        if not 0.05 <= self.tick_s <= 60 or not 0.5 <= self.stats_period_s <= 3600:
-            raise ConfigError("tick_s must be in [0.05, 60] and stats_period_s in [0.5, 3600]")
         try:
             policy_params(self.policy, self.policy_params)
         except PolicyParamError as e:
             raise ConfigError(str(e)) from None
+        try:
+            re.compile(self.name_pattern or "")
+        except (re.error, TypeError) as e:
+            raise ConfigError(f"name_pattern {self.name_pattern!r} is not a regex: {e}") from None
+        if self.pressure_kind is not None and self.pressure_kind not in PRESSURE_KINDS:
+            raise ConfigError(f"pressure_kind must be one of {', '.join(PRESSURE_KINDS)}, "
+                              f"got {_short(self.pressure_kind)}")
+        self.pressure_config()
+
+    def _psi_thresholds(self) -> dict[str, PsiThreshold]:
+        thresholds = dict(DEFAULT_PSI_THRESHOLDS)
+        for level, text in self.pressure_thresholds.items():
+            if level not in LEVELS:
+                raise ConfigError(f"pressure_thresholds has an unknown level {_short(level)}: "
+                                  f"use {', '.join(LEVELS)}")
+            if not isinstance(text, str):
+                raise ConfigError(f"pressure_thresholds.{level} must be a string "
+                                  f"'some <stall_us>' or 'full <stall_us>', got {_short(text)}")
+            try:
+                thresholds[level] = parse_threshold(text)
+            except PressureConfigError as e:
+                raise ConfigError(f"pressure_thresholds.{level}: {e}") from None
+        return thresholds
+
+    def _psi_window_us(self) -> int:
+        w = self.pressure_window_us
+        if w is None:
+            return UNPRIVILEGED_WINDOW_QUANTUM_US
+        if not MIN_WINDOW_US <= w <= MAX_WINDOW_US or w % UNPRIVILEGED_WINDOW_QUANTUM_US:
+            raise ConfigError(
+                f"pressure_window_us must be {UNPRIVILEGED_WINDOW_QUANTUM_US}, 4000000, ... "
+                f"up to {MAX_WINDOW_US} (PSI windows are 2 s multiples without "
+                f"CAP_SYS_RESOURCE, at most 10 s), got {w!r}")
+        return w
 
     def pressure_config(self) -> PressureConfig | None:
         if self.pressure_kind is None:
             return None
+        if self.pressure_kind == "vmpressure" and (
+                self.pressure_thresholds or self.pressure_window_us is not None):
+            key = "pressure_thresholds" if self.pressure_thresholds else "pressure_window_us"
+            raise ConfigError(f"{key} applies to pressure_kind psi-cgroup or psi-host only "
+                              "(vmpressure's levels are the kernel's): drop it or change the kind")
+        thresholds, window = self._psi_thresholds(), self._psi_window_us()
+        for level, th in thresholds.items():
+            if th.stall_us > window:
+                raise ConfigError(f"pressure_thresholds.{level}: a stall of {th.stall_us} us "
+                                  f"exceeds the {window} us window (pressure_window_us): lower "
+                                  "it or widen the window")
         try:
             return PressureConfig(kind=self.pressure_kind,
                                   path=Path(self.pressure_path) if self.pressure_path else None,
+                                  thresholds=thresholds, window_us=window,
                                   min_interval_s=self.pressure_min_interval_s)
         except PressureConfigError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"pressure settings: {e}") from None
+
+
+def _daemon_table(text: str) -> dict[str, Any]:
+    try:
+        doc = tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config is not valid TOML: {e}") from None
+    for key, value in doc.items():
+        if key == "daemon":
+            continue
+        if isinstance(value, dict):
+            raise ConfigError(f"unknown table [{key}]: the config has one [daemon] table")
+        raise ConfigError(f"config key {key!r} is outside the [daemon] table: move it there")
+    data = doc.get("daemon", {})
+    if not isinstance(data, dict):
+        raise ConfigError("daemon must be a table: write [daemon] above the keys")
+    return data
 
 
 def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
     """TOML [daemon] table, then command-line overrides (None = not given)."""
-    try:
-        data = tomllib.loads(text).get("daemon", {}) if text else {}
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config is not valid TOML: {e}") from None
+    data = _daemon_table(text)
     known = {f.name for f in dataclasses.fields(DaemonConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -70,10 +187,11 @@ def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
     overrides = dict(overrides)
     cli_params = overrides.pop("policy_params", None) or {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    params = data.get("policy_params", {})
-    if not isinstance(params, dict):
-        raise ConfigError("policy_params must be a table of parameter = value")
-    data["policy_params"] = {**params, **cli_params}
+    for key, value in data.items():
+        check_type(key, value)
+        if KEY_TYPES[key] == "number":
+            data[key] = float(value)
+    data["policy_params"] = {**data.get("policy_params", {}), **cli_params}
     if data.get("pressure_kind") == "none":
         data["pressure_kind"] = None
     cfg = DaemonConfig(**data)

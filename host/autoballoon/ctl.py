@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from autoballoon.config import ConfigError, parse_assignments
 from autoballoon.control import request
-from autoballoon.daemon import ConfigError, parse_assignments
 
 DEFAULT_SOCKET = Path("/run/autoballoon/autoballoond.sock")
 
@@ -40,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reply = request(args.socket, req)
     except OSError as e:
-        print(f"autoballoonctl: cannot reach the daemon at {args.socket}: {e.strerror}; "
+        print(f"autoballoonctl: cannot reach the daemon at {args.socket}: {e.strerror or e}; "
               "is autoballoond running?", file=sys.stderr)
+        return 2
+    except ValueError:
+        print(f"autoballoonctl: the daemon at {args.socket} gave no valid answer",
+              file=sys.stderr)
         return 2
     if args.json or args.cmd != "show" or not reply.get("ok"):
         print(json.dumps(reply))
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'vm':<28} {'target':>7} {'actual':>7} {'max':>6} {'auto':>6}  state")
     for name, v in sorted(reply["vms"].items()):
         state = "manual" if v["manual"] else ("on" if v["enabled"] else "off")
+        if v.get("deviation"):  # a balloon size no target of the daemon's explains
+            state += f", balloon {v['deviation']} its targets"
         print(f"{name:<28} {v['target_mib']:>7} {v['actual_mib'] or '-':>7} "
               f"{v['max_mib']:>6} {v['auto_inflated_mib']:>6}  {state}")
     return 0

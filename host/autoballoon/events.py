@@ -118,13 +118,18 @@ class VmAdded:
     """A VM appeared (or the daemon restarted and rediscovered it).
 
     ``current_mib`` is its current balloon target; it becomes the baseline. A daemon that
-    recovers state may pass how much of it automation had taken (``auto_inflated_mib``).
+    recovers state may pass how much of it automation had taken (``auto_inflated_mib``),
+    the VM's ``enabled`` and ``manual`` flags, and the balloon's size now (``actual_mib``,
+    when it is still on its way to ``current_mib``; None: it is there).
     """
 
     t: float
     vm: VmInfo
     current_mib: int
     auto_inflated_mib: int = 0
+    enabled: bool = True
+    manual: bool = False
+    actual_mib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,21 @@ class GuestStats:
     t: float
     vm: str
     stats: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class VmRss:
+    """What the VM's QEMU process holds, as the host measures it (MiB); optional.
+
+    ``rss_mib`` is every page the process holds: resident, swapped out by the host, and
+    hugetlbfs-backed (``VmRSS + VmSwap + HugetlbPages`` in /proc/PID/status). The guest
+    cannot forge it: guest figures claiming more memory in use than this are cut down to
+    it (autoballoon.trust, host/README.md "Trust model").
+    """
+
+    t: float
+    vm: str
+    rss_mib: int
 
 
 @dataclass(frozen=True)
@@ -207,6 +227,7 @@ __all__ = [
     "VmAdded",
     "VmInfo",
     "VmRemoved",
+    "VmRss",
     "finite_time",
     "guest_level_rank",
     "host_level_rank",

@@ -1,51 +1,52 @@
 """The libvirt side of the daemon: which VMs to manage, what they say, and setMemory.
 
-A thin adapter (a collector and a controller, in MOM's terms): it turns libvirt callbacks
-into the model's input events, handed to a sink (the daemon queues them), and applies
-balloon targets. It knows nothing of
-policy. Works with any libvirt URI (qemu:///system, qemu+ssh://host/system): one daemon
-per host, each with its own connection.
+A thin adapter (a collector and a controller, in MOM's terms) satisfying
+``autoballoon.adapter.Adapter`` (its threading contract is there): it turns libvirt
+callbacks into the model's input events, handed to a sink (the daemon queues them), and
+applies balloon targets. It knows nothing of policy. Works with any libvirt URI
+(qemu:///system, qemu+ssh://host/system): one daemon per host, each with its own connection.
 
 Events come from libvirt's default event loop, run by one thread; they are delivered to
-the sink from that thread, so the sink must only enqueue.
+the sink from that thread, so the sink must only enqueue. Callbacks of any connection but
+the current one are ignored, and the close callback only reports: the decision loop drops
+the connection (``close``) when it handles the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import libvirt
 import libvirt_qemu
 
+from autoballoon.adapter import AdapterError, AdapterEvent, Disconnected, DomainRef, DomainUp
 from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
+from autoballoon.qemu_rss import parse_pid, pid_file
+from autoballoon.saved_state import (
+    STATE_NS,
+    STATE_PREFIX,
+    SavedState,
+    StateError,
+    parse_state,
+    to_xml,
+)
 
 PRESSURE_EVENT = "BALLOON_GUEST_PRESSURE"
 GUEST_LEVELS = ("low", "medium", "critical")
+KIB_STATS = frozenset({"actual", "available", "unused", "usable", "rss", "disk_caches",
+                       "swap_in", "swap_out"})
 
-
-# ---- records handed to the sink ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class DomainUp:
-    t: float
-    vm: str
-    max_mib: int
-    current_mib: int  # libvirt's current memory: the balloon size it last saw
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    t: float
-    reason: str
-
-
-# Balloon changes, guest messages and domains going away are model inputs as they are.
-AdapterEvent = DomainUp | Disconnected | VmRemoved | BalloonActual | GuestPressure
+log = logging.getLogger("autoballoond")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,142 +103,211 @@ def ensure_event_loop() -> None:
 
 class LibvirtAdapter:
     def __init__(self, uri: str, selector: Selector, sink: Callable[[AdapterEvent], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, state_ns: str = STATE_NS) -> None:
         self.uri = uri
         self.selector = selector
         self.sink = sink
         self.clock = clock
+        self.state_ns = state_ns
+        # Set and dropped by the decision loop only (connect, close); workers read it.
         self.conn: libvirt.virConnect | None = None
+        self._events_from: libvirt.virConnect | None = None  # whose callbacks count
         self._callbacks: list[int] = []
         self._qemu_callback: int | None = None
+        self._close_callback = False
+        self._lock = threading.Lock()  # _managed: libvirt's event thread and the loop
         self._managed: set[str] = set()
 
-    # -- connection -----------------------------------------------------------------------
+    # -- connection (the decision loop) ---------------------------------------------------
 
     def connect(self) -> list[DomainUp]:
-        """Open the connection, register callbacks, and report the managed domains."""
+        """Open the connection, register callbacks, and report the managed domains.
+
+        Callbacks come first and the listing second, so no domain starting in between is
+        missed (one reported twice is one VM to the daemon). On any failure everything
+        registered so far is released and the connection closed: nothing keeps sending.
+        """
+        self.close()
         ensure_event_loop()
         libvirt.registerErrorHandler(lambda _c, _e: None, None)
-        conn = libvirt.open(self.uri)
-        self.conn = conn
-        conn.registerCloseCallback(self._on_close, None)
-        self._callbacks = [
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                        self._on_lifecycle, None),
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
-                                        self._on_balloon, None),
-        ]
-        self._qemu_callback = libvirt_qemu.qemuMonitorEventRegister(
-            conn, None, PRESSURE_EVENT, self._on_qmp, None, 0)
-        ups = [u for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-               if (u := self._domain_up(d)) is not None]
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as e:
+            raise AdapterError(f"cannot connect to {self.uri}: {e}") from None
+        self.conn = self._events_from = conn
+        try:
+            conn.registerCloseCallback(self._on_close, None)
+            self._close_callback = True
+            for event_id, cb in ((libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle),
+                                 (libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE, self._on_balloon)):
+                self._callbacks.append(conn.domainEventRegisterAny(None, event_id, cb, None))
+            self._qemu_callback = libvirt_qemu.qemuMonitorEventRegister(
+                conn, None, PRESSURE_EVENT, self._on_qmp, None, 0)
+            domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        except libvirt.libvirtError as e:
+            self.close()
+            raise AdapterError(f"cannot connect to {self.uri}: {e}") from None
+        ups = [u for d in domains if (u := self._domain_up(d)) is not None]
         for u in ups:
             self.sink(u)
         return ups
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
+        conn, self.conn, self._events_from = self.conn, None, None
+        callbacks, self._callbacks = self._callbacks, []
+        qemu_callback, self._qemu_callback = self._qemu_callback, None
+        close_callback, self._close_callback = self._close_callback, False
+        with self._lock:
+            self._managed.clear()
         if conn is None:
             return
+        # Each release on its own: libvirtd may be gone already, and one failure must not
+        # leave the others registered.
+        releases: list[Callable[[], object]] = [
+            (lambda cb=cb: conn.domainEventDeregisterAny(cb)) for cb in callbacks]
+        if qemu_callback is not None:
+            releases.append(lambda: libvirt_qemu.qemuMonitorEventDeregister(conn, qemu_callback))
+        if close_callback:
+            releases.append(conn.unregisterCloseCallback)
+        releases.append(conn.close)
+        for release in releases:
+            with contextlib.suppress(libvirt.libvirtError):  # libvirtd's side is gone
+                release()
+
+    def alive(self) -> bool:
+        conn = self.conn
         try:
-            for cb in self._callbacks:
-                conn.domainEventDeregisterAny(cb)
-            if self._qemu_callback is not None:
-                libvirt_qemu.qemuMonitorEventDeregister(conn, self._qemu_callback)
-            conn.unregisterCloseCallback()
-            conn.close()
+            return conn is not None and conn.isAlive() == 1
         except libvirt.libvirtError:
-            pass  # the daemon went away first: nothing left to release on its side
-        self._callbacks, self._qemu_callback = [], None
+            return False
 
-    @property
-    def connected(self) -> bool:
-        return self.conn is not None and self.conn.isAlive() == 1
+    # -- actions (a VM's worker) ----------------------------------------------------------
 
-    # -- actions --------------------------------------------------------------------------
+    def _call(self, ref: DomainRef, what: str, action: Callable[[libvirt.virDomain], T]) -> T:
+        """``action`` on that boot of the domain; every failure is an AdapterError."""
+        conn = self.conn
+        if conn is None:
+            raise AdapterError(f"{what} of {ref.name}: not connected to libvirt")
+        try:
+            dom = conn.lookupByUUIDString(ref.uuid)
+            domid = dom.ID()
+            if domid != ref.domid:
+                raise AdapterError(f"{what} of {ref.name}: the domain has restarted "
+                                   f"(id {domid}, not {ref.domid})")
+            return action(dom)
+        except libvirt.libvirtError as e:
+            raise AdapterError(f"{what} of {ref.name}: {e}") from None
 
-    def set_target(self, vm: str, target_mib: int) -> None:
+    def set_target(self, ref: DomainRef, target_mib: int) -> None:
         """Apply a balloon target (the guest's memory size) to a running domain."""
-        assert self.conn is not None
-        self.conn.lookupByName(vm).setMemoryFlags(target_mib << 10,
-                                                   libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        self._call(ref, "setMemory", lambda d: d.setMemoryFlags(
+            target_mib << 10, libvirt.VIR_DOMAIN_AFFECT_LIVE))
 
-    def current_mib(self, vm: str) -> int:
+    def current_mib(self, ref: DomainRef) -> int:
         """libvirt's current memory of the domain: the balloon's size as libvirt last saw it
         (updated by BALLOON_CHANGE; libvirt 9.0 keeps no separate requested target)."""
-        assert self.conn is not None
-        return int(self.conn.lookupByName(vm).info()[2]) >> 10
+        return self._call(ref, "info", lambda d: int(d.info()[2]) >> 10)
 
-    def memory_stats(self, vm: str) -> dict[str, int]:
+    def memory_stats(self, ref: DomainRef) -> dict[str, int]:
         """memoryStats in MiB (libvirt reports KiB; counters like swap_in stay as given)."""
-        assert self.conn is not None
-        raw = self.conn.lookupByName(vm).memoryStats()
-        kib = {"actual", "available", "unused", "usable", "rss", "disk_caches",
-               "swap_in", "swap_out"}
-        return {k: (int(v) >> 10 if k in kib else int(v)) for k, v in raw.items()}
+        raw: dict[str, Any] = self._call(ref, "memoryStats", lambda d: d.memoryStats())
+        return {k: (int(v) >> 10 if k in KIB_STATS else int(v)) for k, v in raw.items()}
 
-    def save_auto_inflated(self, vm: str, ns: str, mib: int) -> None:
-        """Keep how much automation took in the live domain's metadata (for restarts)."""
-        assert self.conn is not None
-        self.conn.lookupByName(vm).setMetadata(
-            libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<state auto-inflated-mib="{int(mib)}"/>',
-            "abd", ns, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    def balloon_target(self, ref: DomainRef) -> int | None:
+        """None: libvirt's QEMU driver keeps no balloon target. Its current memory (info,
+        the XML's currentMemory, balloon.current) is overwritten by every BALLOON_CHANGE,
+        i.e. it is the balloon's size, which the guest writes: taking it for a target
+        would let a guest make its VM manual (host/README.md, "Trust model")."""
+        return None
 
-    def load_auto_inflated(self, vm: str, ns: str) -> int:
-        """What save_auto_inflated stored, 0 if nothing (or anything unreadable)."""
-        assert self.conn is not None
+    def save_state(self, ref: DomainRef, state: SavedState) -> None:
+        """Keep the VM's automation state in the live domain's metadata (for restarts)."""
+        self._call(ref, "setMetadata", lambda d: d.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, to_xml(state), STATE_PREFIX, self.state_ns,
+            libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
+    def qemu_pid(self, ref: DomainRef) -> int | None:
+        """The QEMU pid from the pid file libvirt writes for a local URI (qemu_rss.py)."""
+        path = pid_file(self.uri, ref.name, os.environ)
+        if path is None:
+            return None
         try:
-            xml = self.conn.lookupByName(vm).metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ns)
-        except libvirt.libvirtError:
-            return 0
-        m = re.search(r'auto-inflated-mib="(\d{1,9})"', xml)
-        return int(m.group(1)) if m else 0
+            return parse_pid(path.read_text(errors="replace"))
+        except OSError as e:
+            log.debug("%s: no QEMU pid: %s", ref.name, e)
+            return None
 
-    # -- callbacks (libvirt's event thread) ----------------------------------------------
+    # -- domains (the loop at connect, libvirt's event thread after) ----------------------
+
+    @staticmethod
+    def _metadata(dom: libvirt.virDomain, ns: str) -> str | None:
+        try:
+            return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ns))
+        except libvirt.libvirtError:
+            return None  # no element in that namespace
 
     def _domain_up(self, dom: libvirt.virDomain) -> DomainUp | None:
-        name = dom.name()
-
-        def has_metadata(ns: str) -> bool:
-            try:
-                dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ns)
-                return True
-            except libvirt.libvirtError:
-                return False
-
-        if not self.selector.matches(name, has_metadata):
+        try:
+            name = dom.name()
+            if not self.selector.matches(name, lambda ns: self._metadata(dom, ns) is not None):
+                return None
+            _state, max_kib, cur_kib, _vcpus, _cpu = dom.info()
+            uuid, domid = dom.UUIDString(), dom.ID()
+            xml = self._metadata(dom, self.state_ns)
+        except libvirt.libvirtError as e:
+            log.info("a domain could not be inspected (it may have stopped): %s", e)
             return None
-        _state, max_kib, cur_kib, _vcpus, _cpu = dom.info()
-        self._managed.add(name)
-        return DomainUp(self.clock(), name, int(max_kib) >> 10, int(cur_kib) >> 10)
+        saved = None
+        if xml is not None:
+            try:
+                saved = parse_state(xml)
+            except StateError as e:
+                log.warning("%s: ignoring the autoballoon state in its metadata: %s", name, e)
+        with self._lock:
+            self._managed.add(name)
+        return DomainUp(self.clock(), name, int(max_kib) >> 10, int(cur_kib) >> 10, uuid,
+                        domid, saved)
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int,
+    def _is_managed(self, conn: libvirt.virConnect, name: str) -> bool:
+        with self._lock:
+            return conn is self._events_from and name in self._managed
+
+    # -- callbacks (libvirt's event thread: report only) ---------------------------------
+
+    def _on_lifecycle(self, conn: libvirt.virConnect, dom: libvirt.virDomain, event: int,
                       _detail: int, _opaque: object) -> None:
+        if conn is not self._events_from:
+            return  # a connection being dropped
         if event == libvirt.VIR_DOMAIN_EVENT_STARTED:
             up = self._domain_up(dom)
             if up is not None:
                 self.sink(up)
         elif event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
             name = dom.name()
-            if name in self._managed:
+            with self._lock:
+                managed = name in self._managed
                 self._managed.discard(name)
+            if managed:
                 self.sink(VmRemoved(self.clock(), name))
 
-    def _on_balloon(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, actual_kib: int,
+    def _on_balloon(self, conn: libvirt.virConnect, dom: libvirt.virDomain, actual_kib: int,
                     _opaque: object) -> None:
-        if dom.name() in self._managed:
+        if self._is_managed(conn, dom.name()):
             self.sink(BalloonActual(self.clock(), dom.name(), int(actual_kib) >> 10))
 
-    def _on_qmp(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _event: str,
+    def _on_qmp(self, conn: libvirt.virConnect, dom: libvirt.virDomain, _event: str,
                 _seconds: int, _micros: int, details: str, _opaque: object) -> None:
-        if dom.name() not in self._managed:
+        if not self._is_managed(conn, dom.name()):
             return
         msg = parse_guest_message(dom.name(), self.clock(), details)
         if msg is not None:
             self.sink(msg)
 
-    def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
-        self.conn = None
-        self._callbacks, self._qemu_callback = [], None
-        self._managed.clear()
-        self.sink(Disconnected(self.clock(), f"libvirt closed the connection (reason {reason})"))
+    def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        if conn is self._events_from:
+            self.sink(Disconnected(self.clock(),
+                                   f"libvirt closed the connection (reason {reason})"))
+
+
+__all__ = ["STATE_NS", "AdapterError", "Disconnected", "DomainRef", "DomainUp",
+           "LibvirtAdapter", "Selector", "ensure_event_loop", "parse_guest_message"]

@@ -1,16 +1,20 @@
 """Telling the operator's ballooning apart from the daemon's own (pure, no I/O).
 
-libvirt reports only the balloon's actual size, not who asked for it. The documented rule
-(host/README.md, "Manual ballooning"): a balloon moves towards the last target it was
-given and never past it, so a guest that keeps shrinking clearly below every target the
-daemon has given it since the balloon last settled (or keeps growing clearly above all of
-them) is following someone else's setMemory.
-The VM is then yielded to manual control (the model stops commanding it) until the
-operator re-enables it.
+Only a target is evidence of the operator: a balloon target that the daemon observes and
+did not set itself (``ManualDetector.target``) is someone else's setMemory, and the VM is
+then yielded to manual control (the model stops commanding it) until the operator
+re-enables it.
+
+The balloon's size ("actual") is never evidence: the guest writes it (host/README.md,
+"Trust model"), so a guest could otherwise opt out of ballooning by reporting sizes no
+target of ours explains. Such sizes are only reported (``deviation``): a balloon moves
+towards the last target it was given and never past it, so a size clearly below every
+target the daemon gave since the balloon last settled is "below", clearly above all of
+them "above" (an operator's virsh setmem, or a guest that does not follow its balloon).
 
 "Every target since the balloon last settled" matters: after a quick inflate-then-cancel
 (target 703, then 767) the balloon is still on its way down to 703 when the cancel is
-sent, and the sizes it reports on the way are the daemon's doing, not the operator's.
+sent, and the sizes it reports on the way are the daemon's doing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ SLACK_MIB = 8
 @dataclass
 class _Track:
     targets: list[int]  # the daemon's targets since the balloon last settled (latest last)
-    actual: int | None = None
+    deviation: str | None = None
 
 
 @dataclass
@@ -41,20 +45,32 @@ class ManualDetector:
         track = self._vms.setdefault(vm, _Track([]))
         track.targets = [*track.targets[-63:], target_mib]
 
-    def actual(self, vm: str, actual_mib: int) -> int | None:
-        """Record a balloon size; the operator's target if this is manual ballooning."""
+    def target(self, vm: str, target_mib: int) -> int | None:
+        """A target observed for ``vm``: the operator's (returned) unless it is ours."""
+        track = self._vms.get(vm)
+        if track is None:
+            return None
+        if any(abs(target_mib - ours) <= self.slack_mib for ours in track.targets):
+            return None
+        track.targets, track.deviation = [target_mib], None
+        return target_mib
+
+    def actual(self, vm: str, actual_mib: int) -> None:
+        """Record a balloon size (never evidence of manual ballooning; see ``deviation``)."""
         track = self._vms.get(vm)
         if track is None or not track.targets:
-            return None
-        before, track.actual = track.actual, actual_mib
+            return
         if abs(actual_mib - track.targets[-1]) <= self.slack_mib:
             track.targets = track.targets[-1:]  # settled: older targets are history
-            return None
-        if before is None:
-            return None
-        shrinking_past = actual_mib < before and actual_mib < min(track.targets) - self.slack_mib
-        growing_past = actual_mib > before and actual_mib > max(track.targets) + self.slack_mib
-        if shrinking_past or growing_past:
-            track.targets = [actual_mib]
-            return actual_mib
-        return None
+            track.deviation = None
+        elif actual_mib < min(track.targets) - self.slack_mib:
+            track.deviation = "below"
+        elif actual_mib > max(track.targets) + self.slack_mib:
+            track.deviation = "above"
+        else:
+            track.deviation = None
+
+    def deviation(self, vm: str) -> str | None:
+        """"below" / "above" when ``vm``'s balloon is where no target of ours puts it."""
+        track = self._vms.get(vm)
+        return None if track is None else track.deviation

@@ -17,7 +17,12 @@ The model enforces its invariants whatever the policy asks for (see ``Model._cla
 - no command for a disabled or manual VM, or when automation is globally disabled;
 - at most one command per VM per handled event;
 - events naming unknown VMs and malformed values are ignored; state is bounded by the
-  number of VMs (at most ``ModelParams.max_vms``), never by what guests send.
+  number of VMs (at most ``ModelParams.max_vms``), never by what guests send;
+- what a guest claims is bounded (``autoballoon.trust``, README "Trust model"): its stats
+  never claim more memory in use than its QEMU process holds (``VmRss``), and under
+  sustained host critical pressure its pressure exempts it from nothing and no automatic
+  raise lifts its target above its hard floor (the override; every policy but ``seed``,
+  the RFC exactly: ``Policy.host_critical_override``).
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ from autoballoon.events import (
     VmAdded,
     VmInfo,
     VmRemoved,
+    VmRss,
     finite_time,
     guest_level_rank,
     safe_int,
 )
+from autoballoon.trust import CriticalRun, cross_check, hard_floor
 from autoballoon.views import ModelView, VmView
 
 if TYPE_CHECKING:
@@ -73,6 +80,7 @@ Event = (
     | VmRemoved
     | ManualTarget
     | GuestStats
+    | VmRss
     | HostMemory
     | SetEnabled
     | SetPolicy
@@ -105,8 +113,12 @@ class VmState:
     last_deflate_t: float | None = None
     last_guest_handled_t: float | None = None
     last_guest_handled_rank: int = -1
+    rss_mib: int | None = None
+    rss_t: float | None = None
+    hard_floor_mib: int = 0
 
-    def view(self) -> VmView:
+    def view(self, claims: bool = True) -> VmView:
+        """Its snapshot; without the guest's pressure claims if ``claims`` is False."""
         return VmView(
             name=self.name,
             max_mib=self.max_mib,
@@ -114,8 +126,8 @@ class VmState:
             target_mib=self.target_mib,
             actual_mib=self.actual_mib,
             auto_inflated_mib=self.auto_inflated_mib,
-            last_guest_pressure_t=self.last_guest_pressure_t,
-            last_guest_level=self.last_guest_level,
+            last_guest_pressure_t=self.last_guest_pressure_t if claims else None,
+            last_guest_level=self.last_guest_level if claims else None,
             enabled=self.enabled,
             manual=self.manual,
             stats=dict(self.stats),
@@ -124,6 +136,9 @@ class VmState:
             prev_stats_t=self.prev_stats_t,
             last_inflate_t=self.last_inflate_t,
             last_deflate_t=self.last_deflate_t,
+            rss_mib=self.rss_mib,
+            rss_t=self.rss_t,
+            hard_floor_mib=self.hard_floor_mib,
         )
 
 
@@ -139,6 +154,15 @@ class ModelParams:
     guest_coalesce_s: float = 0.1
     #: VmAdded beyond this many VMs is ignored (bounds memory whatever the adapter does).
     max_vms: int = 4096
+    #: Guest stats are cut to the QEMU process's size (VmRss) while it is this fresh.
+    rss_max_age_s: float = 30.0
+    #: The host critical override (trust.CriticalRun): after host critical pressure has
+    #: lasted this long (events at most critical_gap_s apart; PSI fires once per 2 s
+    #: window), until critical_gap_s after the last critical event ...
+    critical_override_after_s: float = 5.0
+    critical_gap_s: float = 5.0
+    #: ... no automatic raise lifts a target above this fraction of the VM's maximum.
+    hard_floor_fraction: float = 0.25
 
 
 # --------------------------------------------------------------------------- model
@@ -158,6 +182,8 @@ class Model:
         self.host_total_mib: int | None = None
         self.host_memory_t: float | None = None
         self._vms: dict[str, VmState] = {}
+        self._critical = CriticalRun(self.params.critical_override_after_s,
+                                     self.params.critical_gap_s)
 
     # ---- read access
     @property
@@ -169,15 +195,26 @@ class Model:
         state = self._vms.get(name)
         return state.view() if state is not None else None
 
-    def view(self) -> ModelView:
+    def host_override(self) -> bool:
+        """Whether the host critical override holds now (trust.CriticalRun), under a
+        policy it applies to (the run is tracked whatever the policy)."""
+        return (getattr(self.policy, "host_critical_override", True) is not False
+                and self.now is not None and self._critical.active(self.now))
+
+    def view(self, for_policy: bool = False) -> ModelView:
+        """The model's snapshot; ``for_policy``: as policies see it (under the host
+        critical override, without the guests' pressure claims)."""
+        override = self.host_override()
+        claims = not (for_policy and override)
         return ModelView(
-            vms=self.vms,
+            vms={name: self._vms[name].view(claims) for name in sorted(self._vms)},
             enabled=self.enabled,
             last_host_pressure_t=self.last_host_pressure_t,
             last_host_level=self.last_host_level,
             host_free_mib=self.host_free_mib,
             host_total_mib=self.host_total_mib,
             host_memory_t=self.host_memory_t,
+            host_override=override,
         )
 
     # ---- the one entry point
@@ -199,7 +236,9 @@ class Model:
             case HostPressure(level=level) if level in HOST_LEVELS:
                 self.last_host_pressure_t = now
                 self.last_host_level = level
-                return self.policy.on_host_pressure(self.view(), level, now)
+                if level == HOST_LEVELS[-1]:
+                    self._critical.critical(now)
+                return self.policy.on_host_pressure(self.view(for_policy=True), level, now)
             case GuestPressure(vm=name, level=level) if level in GUEST_LEVELS:
                 return self._guest_pressure(name, level, now)
             case BalloonActual(vm=name, actual_mib=actual):
@@ -224,6 +263,11 @@ class Model:
                 return []
             case GuestStats(vm=name, stats=stats):
                 return self._stats(name, stats, now)
+            case VmRss(vm=name, rss_mib=rss):
+                state, value = self._get(name), safe_int(rss)
+                if state is not None and value is not None:
+                    state.rss_mib, state.rss_t = value, now
+                return []
             case HostMemory(free_mib=free, total_mib=total):
                 free_v, total_v = safe_int(free), safe_int(total, lo=1)
                 if free_v is None or total_v is None:
@@ -231,7 +275,7 @@ class Model:
                 self.host_free_mib = min(free_v, total_v)
                 self.host_total_mib = total_v
                 self.host_memory_t = now
-                return self.policy.on_host_memory(self.view(), now)
+                return self.policy.on_host_memory(self.view(for_policy=True), now)
             case SetEnabled(vm=name, enabled=enabled) if isinstance(enabled, bool):
                 self._set_enabled(name, enabled)
                 return []
@@ -239,7 +283,7 @@ class Model:
                 self.policy = policy
                 return []
             case Tick():
-                return self.policy.on_tick(self.view(), now)
+                return self.policy.on_tick(self.view(for_policy=True), now)
         return []
 
     # ---- event helpers
@@ -261,13 +305,18 @@ class Model:
             floor = self.params.default_floor_mib
         current = min(current, max_mib)
         taken = safe_int(event.auto_inflated_mib) or 0
+        actual = safe_int(event.actual_mib) if event.actual_mib is not None else None
         self._vms[info.name] = VmState(
             name=info.name,
             max_mib=max_mib,
             floor_mib=min(floor, max_mib),
+            hard_floor_mib=hard_floor(max_mib, min(floor, max_mib),
+                                      self.params.hard_floor_fraction),
             target_mib=current,
-            actual_mib=current,
+            actual_mib=current if actual is None else min(actual, max_mib),
             auto_inflated_mib=min(taken, max_mib - current),
+            enabled=event.enabled is not False,
+            manual=event.manual is True,
             # Memory automation took before a daemon restart counts as just taken: the
             # give-back clock starts now, so a restart causes no jump in the target.
             last_inflate_t=self.now if taken else None,
@@ -289,7 +338,7 @@ class Model:
             return []  # coalesced: a flood costs one comparison per message
         state.last_guest_handled_t = now
         state.last_guest_handled_rank = rank
-        return self.policy.on_guest_pressure(self.view(), state.name, level, now)
+        return self.policy.on_guest_pressure(self.view(for_policy=True), state.name, level, now)
 
     def _stats(self, name: object, stats: object, now: float) -> list[TargetChange]:
         state = self._get(name)
@@ -304,10 +353,13 @@ class Model:
             value = safe_int(raw)
             if value is not None:
                 clean[key] = value
+        if state.rss_mib is not None and state.rss_t is not None \
+                and now - state.rss_t <= self.params.rss_max_age_s:
+            clean = cross_check(clean, state.actual_mib, state.rss_mib)
         if state.stats_t is not None:
             state.prev_stats, state.prev_stats_t = state.stats, state.stats_t
         state.stats, state.stats_t = clean, now
-        return self.policy.on_stats(self.view(), state.name, now)
+        return self.policy.on_stats(self.view(for_policy=True), state.name, now)
 
     def _set_enabled(self, name: object, enabled: bool) -> None:
         if name is None:
@@ -323,7 +375,7 @@ class Model:
         state.enabled = enabled
 
     # ---- the invariants
-    def _clamp(self, state: VmState, desired: int) -> int | None:
+    def _clamp(self, state: VmState, desired: int, override: bool) -> int | None:
         """The target automation may set for ``desired``, or None for no command."""
         current = state.target_mib
         new = min(desired, state.max_mib)
@@ -332,6 +384,8 @@ class Model:
             return new if new < current else None
         if new > current:
             new = min(new, current + state.auto_inflated_mib)
+            if override:  # no claim buys memory above the hard floor (trust.py)
+                new = min(new, max(current, state.hard_floor_mib))
             return new if new > current else None
         return None
 
@@ -342,12 +396,13 @@ class Model:
         for change in changes:
             wanted[change.vm] = change  # the last change for a VM wins
         commands: list[BalloonCommand] = []
+        override = self.host_override()
         for name, change in wanted.items():
             state = self._get(name)
             desired = safe_int(change.target_mib, lo=-MAX_VALUE)
             if state is None or desired is None or not state.enabled or state.manual:
                 continue
-            new = self._clamp(state, desired)
+            new = self._clamp(state, desired, override)
             if new is None:
                 continue
             cause = change.cause if new == desired else f"{change.cause} (clamped)"

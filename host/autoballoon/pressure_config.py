@@ -22,7 +22,8 @@ medium     full 100ms 5% of the time *every* runnable task waits: lost work
 critical   full 500ms 25% of the time everything waits: thrashing
 =========  =========  ======================================================
 
-They are starting points to tune with the rig; every one is a parameter.
+They are starting points to tune with the rig; every one is a parameter (autoballoond's
+config keys ``pressure_thresholds`` and ``pressure_window_us``, see host/README.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ class VmView:
     prev_stats_t: float | None
     last_inflate_t: float | None
     last_deflate_t: float | None
+    #: What the QEMU process holds (VmRss), when the daemon feeds it, and when.
+    rss_mib: int | None = None
+    rss_t: float | None = None
+    #: The size no guest claim holds it above under the host critical override.
+    hard_floor_mib: int = 0
 
     @property
     def automated(self) -> bool:
@@ -48,6 +53,8 @@ class ModelView:
     host_free_mib: int | None
     host_total_mib: int | None
     host_memory_t: float | None
+    #: Sustained host critical pressure: guest claims exempt no VM (model.py, trust.py).
+    host_override: bool = False
 
 
 __all__ = ["ModelView", "VmView"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from autoballoon.control import request
+from autoballoon.control import lock_path, request
 
 from rig.bench.results import read_jsonl
 from rig.errors import RigError
@@ -116,8 +116,28 @@ class DaemonProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-        self.socket.unlink(missing_ok=True)  # the daemon removes it; a killed one cannot
+        self.remove_files()
         return None if self.proc is None else self.proc.returncode
+
+    @property
+    def lock(self) -> Path:
+        """The lock file the daemon takes next to its control socket (control.py)."""
+        return lock_path(self.socket)
+
+    def remove_files(self) -> None:
+        """The control socket and its lock file, once our child is gone: a daemon removes
+        both when it stops cleanly, a killed one cannot. Only if the lock names our child
+        (the daemon writes its pid there before it touches the socket): files another
+        daemon holds are left alone."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        try:
+            holder = self.lock.read_text().strip()
+        except OSError:
+            return  # no lock: our daemon never took it, or removed both itself
+        if holder == str(self.proc.pid):
+            self.socket.unlink(missing_ok=True)
+            self.lock.unlink(missing_ok=True)
 
     def __enter__(self) -> DaemonProcess:
         return self

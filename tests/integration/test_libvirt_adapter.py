@@ -59,13 +59,14 @@ def test_adapter_discovers_sets_targets_and_relays_guest_messages(layout, stack)
                 ups = adapter.connect()
                 assert [(u.vm, u.max_mib, u.current_mib) for u in ups] == [(name, 512, 512)]
                 assert isinstance(events.get_nowait(), DomainUp)
-                stats = adapter.memory_stats(name)
+                ref = ups[0].ref  # this boot of the domain
+                stats = adapter.memory_stats(ref)
                 assert 0 < stats["actual"] <= 512 and "available" in stats
 
-                adapter.set_target(name, 384)
+                adapter.set_target(ref, 384)
                 _wait(events, BalloonActual, name, 30, lambda e: e.actual_mib == 384)
-                assert adapter.current_mib(name) == 384
-                adapter.set_target(name, 512)
+                assert adapter.current_mib(ref) == 384
+                adapter.set_target(ref, 512)
 
                 hog = msgvq.mem_available_mib(rec) + 96
                 vm.ssh_exec(rec, f"{msgvq.hog_command(hog)} >/dev/null; rm -f {msgvq.HOG}",

@@ -4,6 +4,7 @@ frozen parameter record whose defaults are the documented ones (POLICIES.md)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping
 
@@ -37,10 +38,14 @@ def _coerce(policy: str, key: str, hint: object, value: object) -> object:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise PolicyParamError(f"{where} must be an integer, got {value!r}")
+        if value < 0:  # every count, size and step is >= 0
+            raise PolicyParamError(f"{where} must be >= 0, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PolicyParamError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:  # every time, fraction and rate is >= 0
+            raise PolicyParamError(f"{where} must be a finite number >= 0, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

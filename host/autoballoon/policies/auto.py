@@ -15,8 +15,13 @@ A6 fast release on guest pressure: cancel an inflation in progress and give back
    max(release_min_mib, release_fraction x taken) (x2 on medium, everything on critical).
 A7 distress from stats (swap-in, usable memory nearly gone) releases like guest pressure.
 A8 floor repair: when the guest's need grows above its target, give back up to the floor.
-A9 give back gradually when the host is calm (and has twice its reserve free).
+A9 give back gradually when the host is calm, at most the host's free memory above twice
+   its reserve per tick, neediest VM first.
 A10 keep a host reserve: take as on host pressure when the host's free memory is low.
+A11 claims budget: a guest's claims (pressure, swap-in) exempt its VM from taking (A4, A7)
+   and release memory (A6, A7) for at most ``claim_budget_s`` per ``claim_window_s``.
+A12 under the model's host critical override (sustained critical pressure), claims exempt
+   no VM and the A1 floor is at most the VM's hard floor.
 """
 
 from __future__ import annotations
@@ -25,13 +30,8 @@ import math
 from dataclasses import dataclass, field
 
 from autoballoon.events import GUEST_LEVELS, host_level_rank
-from autoballoon.policies.base import (
-    Policy,
-    TargetChange,
-    automated,
-    automated_vm,
-    in_hysteresis,
-)
+from autoballoon.policies.base import Policy, TargetChange, automated, automated_vm
+from autoballoon.policies.claims import ClaimBudget
 from autoballoon.views import ModelView, VmView
 
 
@@ -86,6 +86,10 @@ class AutoParams:
     calm_s: float = 30.0
     give_back_step_mib: int = 32
     give_back_interval_s: float = 10.0
+    # A11 claims budget: a guest's claims keep its VM out of reach for at most this long
+    # in any window of claim_window_s (a message every 20 s kept a guest exempt forever).
+    claim_budget_s: float = 120.0
+    claim_window_s: float = 600.0
 
 
 @dataclass
@@ -94,10 +98,19 @@ class AutoPolicy(Policy):
 
     params: AutoParams = field(default_factory=AutoParams)
     name: str = "auto"
-    #: Last time distress was seen in a VM's stats; pruned to the VMs in the view.
-    _distress: dict[str, float] = field(default_factory=dict, repr=False)
-    #: Recent (time, need) per VM, within need_window_s; pruned likewise.
+    #: Recent (time, need) per VM, within need_window_s; pruned to the VMs in the view.
     _needs: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
+    #: A11: the exemptions granted to each VM's claims; pruned likewise.
+    _claims: ClaimBudget = field(init=False, repr=False)
+    #: A9: the host figure's time, and what was given back since (it cannot show yet).
+    _given: tuple[float | None, int] = field(default=(None, 0), repr=False)
+
+    def __post_init__(self) -> None:
+        self._claims = ClaimBudget(self.params.claim_budget_s, self.params.claim_window_s)
+
+    def exempt(self, vm: str, now: float) -> bool:
+        """A4/A7/A11: whether ``vm``'s guest claims keep it out of reach at ``now``."""
+        return self._claims.exempt(vm, now)
 
     # ---------------------------------------------------------------- helpers
     def margin(self, vm: VmView) -> int:
@@ -135,23 +148,27 @@ class AutoPolicy(Policy):
                 if now - t <= self.params.need_window_s]
         self._needs[vm.name] = [*kept[-63:], (now, need)]
 
-    def floor(self, vm: VmView, now: float) -> int:
-        """A1: the lowest target automation may set for ``vm`` now."""
-        static = max(vm.floor_mib, self.params.min_floor_mib)
+    def floor(self, vm: VmView, now: float, override: bool = False) -> int:
+        """A1: the lowest target automation may set for ``vm`` now (A12: ``override``)."""
+        p = self.params
+        static = max(vm.floor_mib, p.min_floor_mib)
         need = self.recent_need(vm, now)
-        if need is None:
-            return max(static, int(self.params.blind_floor_fraction * vm.max_mib))
-        return max(static, need + self.margin(vm))
+        if need is not None:
+            claimed = need + self.margin(vm)  # the model cut the need to the RSS
+        else:
+            claimed = int(p.blind_floor_fraction * vm.max_mib)
+            if vm.rss_mib is not None and vm.rss_t is not None \
+                    and now - vm.rss_t <= p.stats_max_age_s:
+                claimed = min(claimed, vm.rss_mib + self.margin(vm))
+        if override:
+            claimed = min(claimed, vm.hard_floor_mib)
+        return max(static, claimed)
 
-    def headroom(self, vm: VmView, now: float) -> int:
-        return max(vm.target_mib - self.floor(vm, now), 0)
+    def headroom(self, vm: VmView, now: float, override: bool = False) -> int:
+        return max(vm.target_mib - self.floor(vm, now, override), 0)
 
     def step(self, level: str) -> int:
         return self.params.steps_mib[max(host_level_rank(level), 0)]
-
-    def distressed(self, vm: VmView, now: float) -> bool:
-        t = self._distress.get(vm.name)
-        return t is not None and now - t < self.params.distress_hold_s
 
     def release(self, vm: VmView, level: str, cause: str) -> list[TargetChange]:
         """A6: the change that releases memory to ``vm`` under guest pressure ``level``."""
@@ -171,8 +188,7 @@ class AutoPolicy(Policy):
         return [TargetChange(vm.name, new, f"{cause}: {what} {new - vm.target_mib} MiB")]
 
     def _prune(self, view: ModelView) -> None:
-        for name in [n for n in self._distress if n not in view.vms]:
-            del self._distress[name]
+        self._claims.prune(view.vms)
         for name in [n for n in self._needs if n not in view.vms]:
             del self._needs[name]
 
@@ -199,15 +215,16 @@ class AutoPolicy(Policy):
         """A2-A5: take memory from the eligible VMs for one event at ``level``."""
         self._prune(view)
         p = self.params
+        override = view.host_override
         eligible: list[tuple[int, VmView]] = []
         for vm in automated(view):
-            if in_hysteresis(vm, now, p.hysteresis_s) or self.distressed(vm, now):
-                continue  # A4
+            if not override and self._claims.exempt(vm.name, now):
+                continue  # A4, A7 (A11: within the claims budget; A12: not under override)
             if vm.last_inflate_t is not None and now - vm.last_inflate_t < p.inflate_interval_s:
                 continue  # A5 cool-down
             if vm.actual_mib - vm.target_mib >= p.max_lag_mib:
                 continue  # A5 balloon lags: do not stack targets
-            room = self.headroom(vm, now)
+            room = self.headroom(vm, now, override)
             if room >= p.min_change_mib:
                 eligible.append((room, vm))
         if not eligible:
@@ -233,8 +250,8 @@ class AutoPolicy(Policy):
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
         state = automated_vm(view, vm)
-        if state is None:
-            return []
+        if state is None or not self._claims.grant(vm, now, self.params.hysteresis_s):
+            return []  # A11: a claim beyond the budget buys nothing
         return self.release(state, level, f"guest pressure {level}")
 
     def on_stats(self, view: ModelView, vm: str, now: float) -> list[TargetChange]:
@@ -257,37 +274,56 @@ class AutoPolicy(Policy):
         elif usable is not None and usable < p.distress_usable_mib:
             reason = f"guest stats: usable {usable} MiB"
         if reason is not None:  # A7
-            if reason.startswith("guest stats: swap-in"):
-                # Swapping is distress; a full guest that does not swap is only busy
-                # (its floor already keeps automation off its memory).
-                self._distress[vm] = now
-            return self.release(state, GUEST_LEVELS[0], reason)
-        floor = self.floor(state, now)  # A8
+            # Swapping is distress (held off); a full guest that does not swap is only
+            # busy (its floor already keeps automation off its memory). A11: either
+            # claim buys nothing once the budget is spent (A8 below still holds).
+            hold = p.distress_hold_s if reason.startswith("guest stats: swap-in") else 0.0
+            if self._claims.grant(vm, now, hold):
+                return self.release(state, GUEST_LEVELS[0], reason)
+        floor = self.floor(state, now, view.host_override)  # A8
         if state.target_mib < floor and state.auto_inflated_mib > 0:
             return [TargetChange(vm, floor, f"floor: guest needs {floor} MiB")]
         return []
 
     def on_tick(self, view: ModelView, now: float) -> list[TargetChange]:
+        """A9: give back, within what the host can hold, the neediest VM first."""
         self._prune(view)
         p = self.params
         last = view.last_host_pressure_t
         if last is not None and now - last < p.calm_s:
             return []
-        reserve = self.reserve(view)
-        if reserve is not None and view.host_free_mib is not None \
-                and view.host_free_mib < 2 * reserve:
-            return []  # A9: giving back now would bring the host straight back to A10
+        budget = self.give_back_budget(view)
+        if budget is not None and budget < p.min_change_mib:
+            return []  # giving back now would bring the host straight back to A10
+        wanting = [
+            vm for vm in automated(view)
+            if vm.auto_inflated_mib > 0
+            and (vm.last_deflate_t is None or now - vm.last_deflate_t >= p.give_back_interval_s)
+            and (vm.last_inflate_t is None or now - vm.last_inflate_t >= p.calm_s)
+        ]
+        # Neediest first: the least headroom above its A1 floor, then the most taken.
+        wanting.sort(key=lambda vm: (self.headroom(vm, now), -vm.auto_inflated_mib, vm.name))
         changes = []
-        for vm in automated(view):  # A9
-            if vm.auto_inflated_mib <= 0:
-                continue
-            if vm.last_deflate_t is not None and now - vm.last_deflate_t < p.give_back_interval_s:
-                continue
-            if vm.last_inflate_t is not None and now - vm.last_inflate_t < p.calm_s:
-                continue
+        for vm in wanting:
             give = min(p.give_back_step_mib, vm.auto_inflated_mib)
+            if budget is not None:
+                give = min(give, budget)
+                if give < min(p.min_change_mib, vm.auto_inflated_mib):
+                    break
+                budget -= give
+                self._given = (self._given[0], self._given[1] + give)
             changes.append(TargetChange(vm.name, vm.target_mib + give, "give back: host calm"))
         return changes
+
+    def give_back_budget(self, view: ModelView) -> int | None:
+        """A9: what may be given back now, in all: the host's free memory above twice its
+        reserve, less what was given back since it was measured; None without figures."""
+        reserve, free = self.reserve(view), view.host_free_mib
+        if reserve is None or free is None:
+            return None
+        if self._given[0] != view.host_memory_t:
+            self._given = (view.host_memory_t, 0)  # a new figure shows what was given
+        return free - 2 * reserve - self._given[1]
 
 
 __all__ = ["AutoParams", "AutoPolicy"]

@@ -10,6 +10,7 @@ any state a policy keeps must be bounded by the number of VMs in the view.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from autoballoon.views import ModelView, VmView
 
@@ -28,6 +29,9 @@ class Policy:
 
     #: The name the daemon's configuration uses for the policy.
     name: str = "none"
+    #: Whether the model's host critical override (POLICIES.md, M2) holds under this
+    #: policy. Only ``seed`` opts out: it is the 2013 RFC exactly, a comparison baseline.
+    host_critical_override: ClassVar[bool] = True
 
     def on_host_pressure(self, view: ModelView, level: str, now: float) -> list[TargetChange]:
         """The host reported pressure at ``level`` (already recorded in ``view``)."""

@@ -6,11 +6,16 @@
   current target, so repeated events accumulate.
 - Guest pressure: if an inflation is in progress (actual > target) cancel it (target =
   actual); otherwise deflate by ``step_mib``, but only what automation inflated.
+
+The code is the RFC's alone, and nothing departs from it: the model's host critical
+override (POLICIES.md, M2), which holds for every other policy, is off for this one
+(``host_critical_override``), so the ``auto-seed`` comparison mode is the RFC's algorithm.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from autoballoon.events import host_level_rank
 from autoballoon.policies.base import (
@@ -38,6 +43,7 @@ class SeedPolicy(Policy):
 
     params: SeedParams = field(default_factory=SeedParams)
     name: str = "seed"
+    host_critical_override: ClassVar[bool] = False  # the RFC had no such rule
 
     def on_host_pressure(self, view: ModelView, level: str, now: float) -> list[TargetChange]:
         if host_level_rank(level) < host_level_rank(self.params.min_host_level):

@@ -14,6 +14,8 @@ every ``interval_s``, using moving averages of the last ``history`` stats sample
   to at least used + min_guest_free_percent x max.
 - A change smaller than min_balloon_change_percent of cur is not made.
 Here cur = the VM's balloon actual (stats, else BalloonActual) and used = avg(actual) - avg(unused).
+Not MOM: the model has already cut "unused" so that used is at most what the VM's QEMU
+process holds (POLICIES.md, M1).
 """
 
 from __future__ import annotations

@@ -221,3 +221,33 @@ def test_make_policy_names():
         assert "known" in str(e)
     else:
         raise AssertionError
+
+
+def test_guest_figures_cannot_claim_more_than_the_qemu_process_holds():
+    from autoballoon.events import VmRss
+
+    model = model_with(Scripted(), ("a", 2048, 2048, 128))
+    model.handle(VmRss(1, "a", 700))
+    model.handle(GuestStats(2, "a", {"actual": 2048, "usable": 0, "unused": 0,
+                                     "disk_caches": 0}))
+    stats = model.vm("a").stats
+    assert (stats["usable"], stats["unused"]) == (1348, 1348)  # at most 700 in use
+    assert model.vm("a").rss_mib == 700
+    model.handle(GuestStats(40, "a", {"actual": 2048, "usable": 0}))  # RSS 39 s old
+    assert model.vm("a").stats["usable"] == 0
+
+
+def test_sustained_host_critical_lets_no_claim_buy_memory_above_the_hard_floor():
+    policy = Scripted([TargetChange("a", 300, "take"), TargetChange("b", 1500, "take")])
+    model = model_with(policy, ("a", 2048, 2048, 128), ("b", 2048, 2048, 128))
+    model.handle(HostPressure(1, "low"))  # a at 300, b at 1500
+    for t in (10, 12, 14):
+        model.handle(HostPressure(t, "critical"))
+    assert model.view().host_override is False  # 4 s of critical: not yet
+    policy.wanted = []
+    model.handle(HostPressure(15, "critical"))  # 5 s: the override
+    assert model.view().host_override is True
+    policy.wanted = [TargetChange("a", 2048, "give"), TargetChange("b", 2048, "give")]
+    assert {c.vm: c.target_mib for c in model.handle(Tick(16))} == {"a": 512}  # 2048 / 4
+    assert model.handle(Tick(20)) == []
+    assert {c.vm: c.target_mib for c in model.handle(Tick(21))} == {"a": 2048, "b": 2048}

@@ -12,6 +12,7 @@ from autoballoon.events import (
     VmAdded,
     VmInfo,
     VmRemoved,
+    VmRss,
 )
 from autoballoon.model import Model
 from autoballoon.policies import AutoPolicy, SeedPolicy, StatsPollingPolicy
@@ -63,6 +64,7 @@ events = st.one_of(
     st.builds(ManualTarget, times, names, huge),
     st.builds(GuestStats, times, names, stats_maps),
     st.builds(HostMemory, times, huge, huge),
+    st.builds(VmRss, times, names, huge),
     st.builds(SetEnabled, times, st.one_of(st.none(), names), st.booleans()),
     st.builds(Tick, times),
 )
@@ -78,7 +80,8 @@ def run(policy_name, stream):
         before = model.vms
         was_enabled = model.enabled
         cmds = model.handle(event)
-        trace.append((event, before, was_enabled, cmds, model.vms))
+        override = model.host_override()
+        trace.append((event, before, was_enabled, cmds, model.vms, override))
     return model, trace
 
 
@@ -89,7 +92,7 @@ cfg = settings(max_examples=300, deadline=None, suppress_health_check=[HealthChe
 @given(st.sampled_from(list(POLICIES)), streams)
 def test_invariants_hold_on_any_stream(policy_name, stream):
     model, trace = run(policy_name, stream)
-    for _event, before, was_enabled, cmds, after in trace:
+    for _event, before, was_enabled, cmds, after, override in trace:
         assert len({c.vm for c in cmds}) == len(cmds)  # one command per VM per event
         for cmd in cmds:
             vm0, vm1 = before[cmd.vm], after[cmd.vm]
@@ -100,6 +103,8 @@ def test_invariants_hold_on_any_stream(policy_name, stream):
             else:
                 raised = cmd.target_mib - vm0.target_mib
                 assert 0 < raised <= vm0.auto_inflated_mib
+                if override:  # sustained host critical: no claim buys more
+                    assert cmd.target_mib <= max(vm0.target_mib, vm0.hard_floor_mib)
             assert vm1.target_mib == cmd.target_mib
             assert cmd.cause
         for vm in after.values():
@@ -120,7 +125,7 @@ def test_deflation_never_exceeds_inflation_per_vm(policy_name, stream):
     _, trace = run(policy_name, stream)
     # per VM: what automation may still give back = baseline credit + taken - given back
     credit = dict.fromkeys(NAMES, 0)
-    for event, before, _, cmds, after in trace:
+    for event, before, _, cmds, after, _ in trace:
         for cmd in cmds:
             delta = cmd.target_mib - before[cmd.vm].target_mib
             credit[cmd.vm] -= delta  # a lowering adds credit, a raise spends it
@@ -140,7 +145,7 @@ def test_deflation_never_exceeds_inflation_per_vm(policy_name, stream):
 def test_deterministic(policy_name, stream):
     _, t1 = run(policy_name, stream)
     _, t2 = run(policy_name, stream)
-    assert [c for *_, cmds, _ in t1 for c in cmds] == [c for *_, cmds, _ in t2 for c in cmds]
+    assert [c for *_, cmds, _, _ in t1 for c in cmds] == [c for *_, cmds, _, _ in t2 for c in cmds]
 
 
 @cfg
@@ -153,5 +158,25 @@ def test_flood_from_guests_bounded(policy_name, vms, n):
         model.handle(GuestStats(1 + i * 1e-4, "ghost", {"usable": i}))
     assert list(model.vms) == ["a"]
     policy = model.policy
-    for attr in ("_distress", "_samples"):
+    for attr in ("_needs", "_samples"):
         assert len(getattr(policy, attr, {})) <= 1
+    claims = getattr(policy, "_claims", None)
+    assert claims is None or len(claims._spans) <= 1
+
+
+@cfg
+@given(st.sampled_from([p for p in POLICIES if p != "seed"]), streams)
+def test_no_claim_buys_memory_above_the_hard_floor_under_the_override(policy_name, stream):
+    """Sustained host critical pressure first, then anything, squeezed into its 5 s gap
+    (every policy but seed, the RFC exactly, which the override does not apply to)."""
+    critical = [HostPressure(t, "critical") for t in range(0, 7)]
+    squeezed = [e for e in stream if not isinstance(e, HostPressure)]
+    for i, e in enumerate(squeezed):
+        object.__setattr__(e, "t", 6 + 4 * i / max(len(squeezed), 1))
+    model, trace = run(policy_name, critical + squeezed)
+    assert all(override for *_, override in trace[len(critical) - 1:])
+    for _event, before, _, cmds, _, _ in trace:
+        for cmd in cmds:
+            vm0 = before[cmd.vm]
+            if cmd.target_mib > vm0.target_mib:
+                assert cmd.target_mib <= max(vm0.target_mib, vm0.hard_floor_mib)

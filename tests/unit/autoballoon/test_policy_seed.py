@@ -139,3 +139,31 @@ def test_floor_still_enforced_by_model():
     for t in range(200):
         model.handle(HostPressure(t, "low"))
     assert targets(model) == {"vm-down": 128, "vm-up": 128}
+
+
+def test_sustained_host_critical_changes_nothing_of_the_rfc():
+    """seed is the RFC exactly (the auto-seed comparison mode): the model's host critical
+    override (POLICIES.md M2), which every other policy is under, is off for it. After
+    5 s of host critical pressure a guest's message still keeps its VM out of reach for
+    60 s."""
+    model = rfc_model()
+    model.handle(HostPressure(1, "low"))
+    model.handle(BalloonActual(1.5, "vm-up", MIB - 32))
+    model.handle(GuestPressure(2, "vm-up", "low"))  # deflates, exempt for 60 s
+    for t in (10, 12, 15):
+        assert [c.vm for c in model.handle(HostPressure(t, "critical"))] == ["vm-down"]
+    assert model.host_override() is False and model.view().host_override is False
+
+
+def test_switching_from_seed_brings_the_override_back():
+    from autoballoon.model import SetPolicy
+    from autoballoon.policies import make_policy
+
+    model = rfc_model()
+    for t in (10, 12, 15):
+        model.handle(HostPressure(t, "critical"))
+    assert model.host_override() is False
+    model.handle(SetPolicy(16, make_policy("auto")))
+    assert model.host_override() is True  # the run of critical was tracked all along
+    model.handle(SetPolicy(17, SeedPolicy()))
+    assert model.host_override() is False

@@ -121,3 +121,15 @@ def test_no_stats_no_action():
     model = make()
     model.handle(HostMemory(1, free_mib=10, total_mib=1000))
     assert model.handle(Tick(2)) == []
+
+
+def test_used_is_cut_to_what_the_qemu_process_holds():
+    """M1 (POLICIES.md): claiming every MiB in use no longer stops MOM's shrink."""
+    from autoballoon.events import VmRss
+
+    model = make()
+    model.handle(VmRss(1, "a", 300))  # the host sees 300 MiB in the QEMU process
+    sample(model, 1, unused=0)  # the guest claims 1000 in use: cut to 300
+    model.handle(HostMemory(1, free_mib=100, total_mib=1000))
+    [cmd] = model.handle(Tick(2))
+    assert cmd.target_mib == 950  # as for an honest guest using 300

@@ -1,0 +1,113 @@
+"""What the daemon needs from libvirt, as a Protocol: the real ``LibvirtAdapter`` and the
+tests' fake both satisfy it, and ``Daemon`` takes a factory of either.
+
+The threading contract:
+- ``connect``, ``close`` and ``alive`` are called by the decision loop only: only the loop
+  opens, replaces or drops the connection; so is ``qemu_pid``, which reads a local file
+  and never calls libvirt;
+- ``set_target``, ``memory_stats``, ``balloon_target`` and ``save_state`` are called by a
+  VM's worker thread
+  (one per VM, so a hung QEMU monitor holds up that VM only); they may block, and raise
+  ``AdapterError`` for every failure (no connection, the domain gone or rebooted, any
+  libvirt error);
+- events (a domain up or down, balloon changes, guest messages, the connection closed)
+  are handed to the sink from libvirt's event thread: the sink only enqueues, and the
+  adapter changes nothing of its own on that thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
+from autoballoon.saved_state import SavedState
+
+
+class AdapterError(Exception):
+    """A libvirt call failed, or there is no connection to make it on."""
+
+
+@dataclass(frozen=True)
+class DomainRef:
+    """One boot of one domain: a new domain id (same UUID) is a new boot."""
+
+    name: str
+    uuid: str
+    domid: int
+
+
+@dataclass(frozen=True)
+class DomainUp:
+    """A managed domain is running (found at connect, or just started)."""
+
+    t: float
+    vm: str
+    max_mib: int
+    current_mib: int  # libvirt's current memory: the balloon size it last saw
+    uuid: str = ""
+    domid: int = -1
+    saved: SavedState | None = None  # our metadata element, already validated
+
+    @property
+    def ref(self) -> DomainRef:
+        return DomainRef(self.vm, self.uuid, self.domid)
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """libvirt closed the connection (reported from its close callback)."""
+
+    t: float
+    reason: str
+
+
+# Balloon changes, guest messages and domains going away are model inputs as they are.
+AdapterEvent = DomainUp | Disconnected | VmRemoved | BalloonActual | GuestPressure
+Sink = Callable[[object], None]
+
+
+class Adapter(Protocol):
+    def connect(self) -> list[DomainUp]:
+        """Open the connection and report the managed running domains (also to the sink).
+        On failure nothing is left open or registered."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection and its callbacks (never raises)."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether the connection is open and alive (a local check, no round trip)."""
+        ...
+
+    def set_target(self, ref: DomainRef, target_mib: int) -> None:
+        """Apply a balloon target to that boot of the domain (libvirt's setMemory)."""
+        ...
+
+    def memory_stats(self, ref: DomainRef) -> dict[str, int]:
+        """memoryStats in MiB (counters such as swap_in as given)."""
+        ...
+
+    def balloon_target(self, ref: DomainRef) -> int | None:
+        """The balloon target the hypervisor holds for the domain (the last one anybody
+        set), or None when it keeps none apart from the balloon's size. A target the
+        daemon did not set is the operator's (manual.py)."""
+        ...
+
+    def save_state(self, ref: DomainRef, state: SavedState) -> None:
+        """Keep the VM's automation state in its live metadata."""
+        ...
+
+    def qemu_pid(self, ref: DomainRef) -> int | None:
+        """The pid of the domain's QEMU process on this host, or None when it cannot be
+        known (a remote URI, an unreadable pid file); for ``VmRss``."""
+        ...
+
+
+#: Builds the adapter: (sink for its events, the daemon's clock) -> adapter.
+AdapterFactory = Callable[[Sink, Callable[[], float]], Adapter]
+
+__all__ = ["Adapter", "AdapterError", "AdapterEvent", "AdapterFactory", "Disconnected",
+           "DomainRef", "DomainUp", "Sink"]

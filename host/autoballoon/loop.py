@@ -1,0 +1,444 @@
+"""autoballoond's decision loop: collectors -> model -> libvirt, one thread of decisions.
+
+Inputs (libvirt events, host pressure, control commands, the workers' reports) go through
+one queue (``inbox.py``: lifecycle and control inputs are never dropped, floods are
+coalesced) to one loop that owns the model, so the model needs no locks and every decision
+is in the order its inputs arrived. Each input is handled in its own guard: one that fails
+is logged and written to the timeline, and the loop goes on.
+
+Only the loop opens, drops and replaces the libvirt connection (libvirt's close callback
+only reports). The blocking calls on a VM (setMemory, memoryStats, setMetadata) run on
+that VM's worker (``workers.py``), so a hung QEMU monitor stalls no decision.
+
+The model is the desired state; the loop converges libvirt to it. A setMemory that failed
+is sent again (the model's target by then) on the next stats poll, so a failed give-back
+is never lost. What libvirt holds (target, how much automation took) and the VM's enabled
+and manual flags are kept in the domain's metadata (``saved_state.py``), so a restarted
+daemon resumes where it was. A VM is one boot of a domain: a new domain id is a new VM.
+
+At each stats poll every VM's QEMU process is measured (``VmRss``, before its stats, so
+the model cuts them to it), and a balloon target the hypervisor holds that the daemon did
+not set makes the VM manual (manual.py; libvirt keeps none, see ``Adapter.balloon_target``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoballoon import host_memory, pressure_feed, qemu_rss
+from autoballoon.adapter import AdapterError, AdapterFactory, Disconnected, DomainRef, DomainUp
+from autoballoon.config import DaemonConfig
+from autoballoon.events import (
+    BalloonActual,
+    HostMemory,
+    ManualTarget,
+    SetEnabled,
+    Tick,
+    VmAdded,
+    VmInfo,
+    VmRemoved,
+    VmRss,
+)
+from autoballoon.inbox import Inbox
+from autoballoon.libvirt_adapter import LibvirtAdapter, Selector
+from autoballoon.manual import ManualDetector
+from autoballoon.model import Model, SetPolicy
+from autoballoon.policies import POLICIES, PolicyParamError, make_policy
+from autoballoon.saved_state import SavedState
+from autoballoon.timeline import Timeline, event_fields
+from autoballoon.workers import Command, CommandDone, SaveFailed, TargetSeen, VmWorker
+
+log = logging.getLogger("autoballoond")
+
+#: Coalescable inputs pending at most (one per VM and kind in practice); see inbox.py.
+QUEUE_BOUND = 10_000
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 5.0
+SHUTDOWN_GRACE_S = 2.0
+
+
+def libvirt_adapters(config: DaemonConfig) -> AdapterFactory:
+    """The real adapter for ``config``'s URI and selection."""
+    selector = Selector(config.metadata_ns, config.name_pattern)
+    return lambda sink, clock: LibvirtAdapter(config.uri, selector, sink, clock)
+
+
+@dataclass
+class VmLink:
+    """The loop's side of one managed boot of a domain."""
+
+    ref: DomainRef
+    worker: VmWorker
+    applied: SavedState  # the target (and what was taken) libvirt last accepted from us
+    saved: SavedState | None  # the state last handed over for the metadata (None: write)
+    sent: int  # the last target handed to the worker
+    failed: bool = False  # `sent` failed: the model's target goes again on the next poll
+    cause: str = ""  # of the last command
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, timeline: Timeline,
+                 clock: Callable[[], float] = time.monotonic,
+                 adapter_factory: AdapterFactory | None = None,
+                 queue_bound: int = QUEUE_BOUND) -> None:
+        self.config = config
+        self.timeline = timeline
+        self.clock = clock
+        self.model = Model(make_policy(config.policy, config.policy_params))
+        self.policy_name = config.policy
+        self.inbox = Inbox(queue_bound)
+        self.adapter = (adapter_factory or libvirt_adapters(config))(self.put, clock)
+        self.manual = ManualDetector()
+        self.proc = Path("/proc")  # where the QEMU processes' status is read (VmRss)
+        self.links: dict[str, VmLink] = {}
+        self.stopping = threading.Event()
+        self.connected = False
+        now = clock()
+        self._reconnect_at, self._backoff = now, RECONNECT_MIN_S
+        self._next_tick = self._next_stats = now
+        self.snapshot: dict[str, Any] = {}
+        self._publish()
+
+    # -- from any thread ---------------------------------------------------------------
+
+    def put(self, item: object) -> None:
+        self.inbox.put(item)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.inbox.wake()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        pc = self.config.pressure_config()
+        pressure = None if pc is None else pressure_feed.start(
+            pc, self.clock, self.put, self.timeline, self.stopping)
+        try:
+            while not self.stopping.is_set():
+                self.step(1.0)
+        finally:
+            if pressure is not None:
+                pressure.close()
+            self._shutdown()
+            self.adapter.close()
+
+    def _shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Let commands already decided finish and their state reach the metadata (a
+        restart resumes from it); a hung VM gets ``grace_s``, not more."""
+        end = time.monotonic() + grace_s
+        while time.monotonic() < end:
+            item = self.inbox.get(0.02)
+            if isinstance(item, CommandDone | SaveFailed):
+                self._guarded(type(item).__name__, self._handle, item)
+            elif item is None and self.idle():
+                break
+        for link in self.links.values():
+            link.worker.stop(finish_saves=True)
+        for link in self.links.values():
+            link.worker.join(max(0.0, end - time.monotonic()))
+
+    def step(self, timeout: float) -> None:
+        """One turn: (re)connect, tick and poll when due, then one input (waiting at most
+        ``timeout`` seconds for it)."""
+        now = self.clock()
+        if not self.connected and now >= self._reconnect_at:
+            self._guarded("connect", self._connect, now)
+        if now >= self._next_tick:
+            self._next_tick = now + self.config.tick_s
+            self._guarded("Tick", self._handle, Tick(now))
+        if self.connected and now >= self._next_stats:
+            self._next_stats = now + self.config.stats_period_s
+            self._guarded("stats poll", self._poll, now)
+        due = min(self._next_tick, self._next_stats if self.connected else self._reconnect_at)
+        item = self.inbox.get(min(timeout, max(0.0, due - self.clock())))
+        if item is not None:
+            self._guarded(type(item).__name__, self._handle, item)
+
+    def idle(self) -> bool:
+        """No input pending and every worker idle (for tests)."""
+        return all(link.worker.idle() for link in self.links.values()) and not len(self.inbox)
+
+    def _guarded(self, what: str, fn: Callable[[Any], object], arg: object) -> None:
+        try:
+            fn(arg)
+        except Exception as e:  # one input's failure never ends the loop
+            log.exception("handling %s failed; going on", what)
+            self.timeline.write("error", input=what, error=f"{type(e).__name__}: {e}")
+        self._publish()
+
+    def _handle(self, item: object) -> None:
+        match item:
+            case DomainUp():
+                self._vm_up(item)
+            case VmRemoved(t=t, vm=name):
+                self._vm_gone(t, name)
+            case Disconnected():
+                self._disconnected(item)
+            case CommandDone():
+                self._command_done(item)
+            case SaveFailed():
+                self._save_failed(item)
+            case TargetSeen():
+                self._target_seen(item)
+            case BalloonActual(vm=name, actual_mib=actual):
+                self._feed(item)
+                self.manual.actual(name, actual)  # a size: reported, never "manual"
+            case _:
+                self._feed(item)
+
+    def _feed(self, ev: object) -> None:
+        """One model input: to the timeline, through the model, commands to the workers."""
+        self.timeline.write("input", **event_fields(ev))
+        if isinstance(ev, SetPolicy):
+            self.policy_name = ev.policy.name
+        name = getattr(ev, "vm", None)
+        before = self.model.vm(name) if isinstance(name, str) else None
+        commands = self.model.handle(ev)
+        for cmd in commands:
+            self._dispatch(cmd.vm, cmd.target_mib, cmd.cause, getattr(ev, "t", cmd.t))
+        touched = {cmd.vm for cmd in commands}
+        if isinstance(name, str) and name not in touched and (link := self.links.get(name)):
+            after = self.model.vm(name)
+            if before and after and after.target_mib != before.target_mib:
+                # The target moved without a command of ours (the operator's): libvirt has it.
+                link.applied = SavedState(after.target_mib, after.auto_inflated_mib)
+                link.sent, link.failed = after.target_mib, False
+            touched.add(name)
+        for vm in touched:
+            self._sync(vm)
+
+    def _dispatch(self, name: str, target: int, cause: str, arrived: float,
+                  retry: bool = False) -> None:
+        """Hand the model's new target to the VM's worker (the model has applied it)."""
+        link, view = self.links.get(name), self.model.vm(name)
+        if link is None or view is None:
+            return
+        link.sent = target
+        if not retry:
+            link.cause = cause
+        self.manual.commanded(name, target)
+        link.worker.submit(command=Command(target, view.auto_inflated_mib, cause, arrived))
+
+    def _command_done(self, done: CommandDone) -> None:
+        fields = {"vm": done.ref.name, "target_mib": done.target_mib, "cause": done.cause}
+        if done.error is None:
+            self.timeline.write("command", **fields, reaction_s=round(done.reaction_s, 6))
+        else:
+            self.timeline.write("command-failed", **fields, error=done.error)
+            log.warning("%s: setMemory to %d MiB (%s) failed: %s", done.ref.name,
+                        done.target_mib, done.cause, done.error)
+        link = self.links.get(done.ref.name)
+        if link is None or link.ref != done.ref:
+            return  # gone, or rebooted since
+        if done.error is None:
+            link.applied = SavedState(done.target_mib, done.auto_inflated_mib)
+            link.failed = link.failed and done.target_mib != link.sent
+        elif done.target_mib == link.sent:
+            link.failed = True
+        self._sync(done.ref.name)
+
+    def _target_seen(self, seen: TargetSeen) -> None:
+        """A target the hypervisor holds: the operator's (rule in manual.py) unless it is
+        the one libvirt last accepted from us or the one on its way."""
+        link = self.links.get(seen.ref.name)
+        if link is None or link.ref != seen.ref:
+            return
+        ours = (link.applied.target_mib, link.sent)
+        if any(abs(seen.target_mib - t) <= self.manual.slack_mib for t in ours if t is not None):
+            return
+        operator = self.manual.target(seen.ref.name, seen.target_mib)
+        if operator is not None:
+            log.info("%s: target %d MiB set by someone else: the VM is under manual "
+                     "control", seen.ref.name, operator)
+            self._feed(ManualTarget(seen.t, seen.ref.name, operator))
+
+    def _save_failed(self, failed: SaveFailed) -> None:
+        log.warning("%s: cannot keep its state in the domain's metadata: %s",
+                    failed.ref.name, failed.error)
+        link = self.links.get(failed.ref.name)
+        if link is not None and link.ref == failed.ref and link.saved == failed.state:
+            link.saved = None  # written again on the next poll
+
+    def _sync(self, name: str) -> None:
+        """Keep the VM's metadata in step: the model's state when libvirt has its target,
+        else what libvirt has, with the current flags."""
+        link, view = self.links.get(name), self.model.vm(name)
+        if link is None or view is None:
+            return
+        if view.target_mib == link.applied.target_mib:
+            want = SavedState(view.target_mib, view.auto_inflated_mib, view.enabled,
+                              view.manual)
+        else:
+            want = dataclasses.replace(link.applied, enabled=view.enabled, manual=view.manual)
+        if want != link.saved:
+            link.saved = want
+            link.worker.submit(save=want)
+
+    # -- domains -----------------------------------------------------------------------
+
+    def _vm_up(self, up: DomainUp) -> None:
+        link = self.links.get(up.vm)
+        if link is not None and link.ref == up.ref:
+            return  # reported twice (by connect and by its start event)
+        if link is not None:
+            self._vm_gone(up.t, up.vm)  # a new boot: a new VM to the model
+        saved = up.saved
+        if saved is not None and saved.target_mib is not None and saved.target_mib > up.max_mib:
+            log.warning("%s: ignoring its saved state: target %d MiB above its maximum %d",
+                        up.vm, saved.target_mib, up.max_mib)
+            saved = None
+        saved = saved or SavedState(up.current_mib)
+        target = up.current_mib if saved.target_mib is None else saved.target_mib
+        ev = VmAdded(up.t, VmInfo(up.vm, up.max_mib), target, saved.auto_inflated_mib,
+                     saved.enabled, saved.manual, up.current_mib)
+        self.links[up.vm] = link = VmLink(up.ref, VmWorker(up.ref, self.adapter, self.put,
+                                                           self.clock),
+                                          SavedState(target), saved, target)
+        self.manual.added(up.vm, target)
+        self._feed(ev)
+        view = self.model.vm(up.vm)
+        if view is None:  # the model refused it (too many VMs)
+            self.links.pop(up.vm)
+            link.worker.stop()
+            return
+        link.applied = SavedState(view.target_mib, view.auto_inflated_mib)
+        self._sync(up.vm)
+
+    def _vm_gone(self, t: float, name: str) -> None:
+        link = self.links.pop(name, None)
+        if link is not None:
+            link.worker.stop()
+        self.manual.removed(name)
+        self._feed(VmRemoved(t, name))
+
+    # -- the connection ----------------------------------------------------------------
+
+    def _connect(self, now: float) -> None:
+        """Connect; reconcile the model with the running domains (their DomainUp reports
+        are queued: a new one is added, a new boot of a known one re-added)."""
+        try:
+            ups = self.adapter.connect()
+        except AdapterError as e:
+            self.timeline.write("libvirt", state="unreachable", error=str(e))
+            log.warning("libvirt unreachable, next try in %.1f s: %s", self._backoff, e)
+            self._reconnect_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, RECONNECT_MAX_S)
+            return
+        self.connected, self._backoff = True, RECONNECT_MIN_S
+        live = {u.vm: u.ref for u in ups}
+        for name, link in list(self.links.items()):
+            if live.get(name) != link.ref:
+                self._vm_gone(now, name)
+        self.timeline.write("libvirt", state="connected", domains=sorted(live))
+        log.info("connected to %s: %d managed domains", self.config.uri, len(live))
+
+    def _disconnected(self, lost: Disconnected) -> None:
+        if not self.connected:
+            return
+        if self.adapter.alive():
+            log.info("ignoring a report of an older connection: %s", lost.reason)
+            return
+        self.connected = False
+        self.adapter.close()
+        self.timeline.write("libvirt", state="disconnected", reason=lost.reason)
+        log.warning("libvirt connection lost (%s); reconnecting", lost.reason)
+        self._reconnect_at, self._backoff = self.clock(), RECONNECT_MIN_S
+
+    def _poll(self, now: float) -> None:
+        """Every stats period: host memory, each VM's RSS, stats and target (workers.py),
+        failed commands again."""
+        if not self.adapter.alive():
+            self._disconnected(Disconnected(now, "the connection is no longer alive"))
+            return
+        try:
+            free, total = host_memory.read(self._host_memcg())
+        except (OSError, ValueError) as e:
+            log.warning("host memory unreadable: %s", e)
+        else:
+            self._guarded("HostMemory", self._handle, HostMemory(now, free, total))
+        for name, link in list(self.links.items()):
+            self._rss(now, name, link)
+            link.worker.submit(stats=True)
+            self._retry(name, link, now)
+            self._sync(name)
+
+    def _rss(self, now: float, name: str, link: VmLink) -> None:
+        """What the VM's QEMU process holds, to the model before its stats (if known)."""
+        pid = None
+        try:
+            pid = self.adapter.qemu_pid(link.ref)
+            rss = None if pid is None else qemu_rss.read_rss_mib(pid, self.proc)
+        except OSError as e:  # gone meanwhile, or not ours to read
+            log.debug("%s: no RSS of QEMU process %s: %s", name, pid, e)
+            return
+        if rss is not None:
+            self._guarded("VmRss", self._handle, VmRss(now, name, rss))
+
+    def _retry(self, name: str, link: VmLink, now: float) -> None:
+        view = self.model.vm(name)
+        if not link.failed or view is None:
+            return
+        if view.target_mib == link.applied.target_mib:
+            link.failed = False  # nothing to send any more
+        elif self.model.enabled and view.automated:
+            link.failed = False
+            self._dispatch(name, view.target_mib, f"retry: {link.cause}", now, retry=True)
+
+    def _host_memcg(self) -> Path | None:
+        pc = self.config.pressure_config()
+        if pc is None or pc.kind == "psi-host":
+            return None
+        return pc.resolved_path
+
+    # -- control (from the control thread) ---------------------------------------------
+
+    def _publish(self) -> None:
+        view = self.model.view()
+        self.snapshot = {
+            "policy": self.policy_name,
+            "enabled": view.enabled,
+            "dropped_inputs": self.inbox.dropped,
+            "last_host_level": view.last_host_level,
+            "vms": {n: {"max_mib": v.max_mib, "floor_mib": v.floor_mib,
+                        "target_mib": v.target_mib, "actual_mib": v.actual_mib,
+                        "auto_inflated_mib": v.auto_inflated_mib,
+                        "last_guest_level": v.last_guest_level, "enabled": v.enabled,
+                        "manual": v.manual, "deviation": self.manual.deviation(n)}
+                    for n, v in view.vms.items()},
+        }
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "show":
+            return {"ok": True, **self.snapshot}
+        if cmd in ("enable", "disable"):
+            vm = request.get("vm")
+            if vm is not None and vm not in self.snapshot.get("vms", {}):
+                return {"ok": False, "error": f"no managed VM {vm!r}"}
+            self.put(SetEnabled(self.clock(), vm, cmd == "enable"))
+            return {"ok": True}
+        if cmd == "policy":
+            name = request.get("name")
+            params = request.get("params") or {}
+            if name not in POLICIES:
+                return {"ok": False, "error": f"unknown policy {name!r}; known: "
+                        f"{', '.join(POLICIES)}"}
+            if not isinstance(params, dict):
+                return {"ok": False, "error": "params must be an object of name: value"}
+            try:
+                policy = make_policy(str(name), params)
+            except PolicyParamError as e:
+                return {"ok": False, "error": str(e)}
+            self.put(SetPolicy(self.clock(), policy))
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+__all__ = ["QUEUE_BOUND", "Daemon", "VmLink", "libvirt_adapters"]

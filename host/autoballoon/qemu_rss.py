@@ -1,0 +1,72 @@
+"""What a VM's QEMU process holds, as the host measures it (the model's ``VmRss``).
+
+Every page the process holds counts: resident (``VmRSS``), swapped out by the host
+(``VmSwap``) and hugetlbfs-backed (``HugetlbPages``: guest RAM on huge pages is not in
+VmRSS), all from /proc/PID/status (host/README.md, "Trust model"). The parsing is pure
+(``parse_status``, ``rss_mib``); ``read_rss_mib`` is the thin reader.
+
+The pid comes from the file libvirt's QEMU driver writes for each running domain
+(``pid_file``): ``/run/libvirt/qemu/NAME.pid`` for qemu:///system,
+``$XDG_RUNTIME_DIR/libvirt/qemu/run/NAME.pid`` for qemu:///session. A remote URI has no
+such file here: its VMs get no ``VmRss``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: The /proc/PID/status figures (kB) that make up what the process holds.
+RSS_FIELDS: tuple[str, ...] = ("VmRSS", "VmSwap", "HugetlbPages")
+SYSTEM_PID_DIR = Path("/run/libvirt/qemu")
+
+
+def parse_status(text: str) -> dict[str, int]:
+    """The ``NAME: N kB`` lines of /proc/PID/status, as {NAME: N} (other lines skipped)."""
+    figures: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, rest = line.partition(":")
+        parts = rest.split()
+        if sep and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            figures[key.strip()] = int(parts[0])
+    return figures
+
+
+def rss_mib(figures: Mapping[str, int]) -> int | None:
+    """VmRSS + VmSwap + HugetlbPages in MiB; None without VmRSS (no memory to speak of:
+    a process that is exiting)."""
+    if "VmRSS" not in figures:
+        return None
+    return sum(figures.get(k, 0) for k in RSS_FIELDS) // 1024
+
+
+def read_rss_mib(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """What process ``pid`` holds (MiB); OSError if its status cannot be read."""
+    return rss_mib(parse_status((proc / str(pid) / "status").read_text(errors="replace")))
+
+
+def pid_file(uri: str, name: str, env: Mapping[str, str]) -> Path | None:
+    """Where libvirt's QEMU driver keeps the pid of domain ``name`` for ``uri``; None for
+    a remote URI, another driver, or a session without XDG_RUNTIME_DIR."""
+    parts = urlsplit(uri)
+    driver, _, transport = parts.scheme.partition("+")
+    if driver != "qemu" or parts.netloc or transport not in ("", "unix"):
+        return None
+    if not name or "/" in name or name.startswith("."):
+        return None
+    if parts.path == "/system":
+        return SYSTEM_PID_DIR / f"{name}.pid"
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if parts.path == "/session" and runtime:
+        return Path(runtime) / "libvirt" / "qemu" / "run" / f"{name}.pid"
+    return None
+
+
+def parse_pid(text: str) -> int | None:
+    """The pid in a pid file's text, or None if it holds none."""
+    text = text.strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+__all__ = ["RSS_FIELDS", "parse_pid", "parse_status", "pid_file", "read_rss_mib", "rss_mib"]

@@ -1,0 +1,62 @@
+"""The daemon's JSONL timeline: every input, every command, connection changes, errors.
+
+Record kinds (the rig's reports read them): ``input`` (the model event's fields, ``event``
+= its type), ``command`` (vm, target_mib, cause, reaction_s), ``command-failed`` (vm,
+target_mib, cause, error), ``libvirt`` (state: connected | disconnected | unreachable),
+``pressure`` (state: lost | reopened) and ``error`` (input, error: an input whose handling
+failed; the loop went on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from autoballoon.events import VmInfo
+
+log = logging.getLogger("autoballoond")
+
+
+@dataclass
+class Timeline:
+    """JSONL of every input and command; `wall` for humans, `t` (monotonic) for math.
+
+    Written by the decision loop and the host pressure thread (a lock keeps lines whole);
+    a failing write is logged, never raised.
+    """
+
+    out: TextIO | None
+    clock: Callable[[], float] = time.time
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if self.out is None:
+            return
+        rec = {"wall": round(self.clock(), 6), "kind": kind, **fields}
+        line = json.dumps(rec, default=str) + "\n"
+        with self.lock:
+            try:
+                self.out.write(line)
+                self.out.flush()
+            except (OSError, ValueError) as e:
+                log.error("cannot write the timeline: %s", e)
+
+
+def event_fields(ev: object) -> dict[str, Any]:
+    """A model event as timeline fields (its type as ``event``; no policy object)."""
+    if not dataclasses.is_dataclass(ev) or isinstance(ev, type):
+        return {"event": type(ev).__name__}
+    d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}
+    d.pop("policy", None)
+    if "vm" in d and isinstance(d["vm"], VmInfo):
+        d["vm"] = dataclasses.asdict(d["vm"])
+    return {"event": type(ev).__name__, **d}
+
+
+__all__ = ["Timeline", "event_fields"]

@@ -1,0 +1,59 @@
+"""The model's rules against what a guest may claim (host/README.md, "Trust model").
+
+A guest controls its messages, its memoryStats and its balloon's "actual" size; none of it
+can be verified inside the guest. These pure helpers bound what the claims can cost:
+
+- ``cross_check``: a guest's memoryStats may not claim more memory in use than its QEMU
+  process holds as the host measures it (``VmRss``): "usable" and "unused" are raised to
+  at least ``actual - rss``.
+- ``CriticalRun``: host critical pressure that has lasted ``after_s`` (events no more than
+  ``gap_s`` apart) switches the model to its override: for as long as it lasts, guest
+  pressure is hidden from the policies' view (no hysteresis exempts a VM from taking) and
+  no automatic raise lifts a target above the VM's hard floor (``hard_floor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: The memoryStats figures that say how much of the guest's memory is not in use.
+FREE_KEYS: tuple[str, ...] = ("usable", "unused")
+
+
+def cross_check(stats: Mapping[str, int], actual_mib: int, rss_mib: int) -> dict[str, int]:
+    """``stats`` claiming no more than ``rss_mib`` in use: the free figures raised to
+    ``actual - rss`` (memory the QEMU process does not hold cannot be in use in the guest)."""
+    actual = stats.get("actual", actual_mib)
+    least_free = max(actual - rss_mib, 0)
+    return {k: max(v, least_free) if k in FREE_KEYS else v for k, v in stats.items()}
+
+
+def hard_floor(max_mib: int, floor_mib: int, fraction: float) -> int:
+    """The size a VM keeps under the host critical override, whatever its guest claims."""
+    return min(max(floor_mib, int(fraction * max_mib)), max_mib)
+
+
+@dataclass
+class CriticalRun:
+    """The current run of host critical pressure events, and whether it is long enough."""
+
+    after_s: float
+    gap_s: float
+    since: float | None = None
+    last: float | None = None
+
+    def critical(self, now: float) -> None:
+        """A host critical pressure event at ``now``."""
+        if self.last is None or now - self.last > self.gap_s:
+            self.since = now  # a new run
+        self.last = now
+
+    def active(self, now: float) -> bool:
+        """Whether the override holds at ``now``."""
+        if self.since is None or self.last is None:
+            return False
+        return now - self.last <= self.gap_s and self.last - self.since >= self.after_s
+
+
+__all__ = ["FREE_KEYS", "CriticalRun", "cross_check", "hard_floor"]

@@ -1,0 +1,78 @@
+"""The decision loop's queue: order kept, floods coalesced, lifecycle and control never
+dropped."""
+
+from autoballoon.adapter import Disconnected
+from autoballoon.events import (
+    BalloonActual,
+    GuestPressure,
+    GuestStats,
+    HostPressure,
+    SetEnabled,
+    VmRemoved,
+)
+from autoballoon.inbox import MAX_MESSAGES, Inbox
+
+
+def drain(box: Inbox) -> list[object]:
+    out = []
+    while (item := box.get(0)) is not None:
+        out.append(item)
+    return out
+
+
+def test_inputs_come_out_in_arrival_order():
+    box = Inbox(10)
+    items = [HostPressure(1, "low"), VmRemoved(2, "a"), GuestStats(3, "b", {}),
+             SetEnabled(4, None, False), BalloonActual(5, "b", 512)]
+    for item in items:
+        box.put(item)
+    assert drain(box) == items
+
+
+def test_a_flood_keeps_its_first_place_and_its_latest_value():
+    box = Inbox(10)
+    box.put(BalloonActual(1, "a", 900))
+    box.put(HostPressure(2, "low"))
+    for i in range(100):
+        box.put(BalloonActual(3 + i, "a", 800 - i))
+    assert drain(box) == [BalloonActual(102, "a", 701), HostPressure(2, "low")]
+
+
+def test_pressure_keeps_the_highest_level_the_message_count_and_the_first_arrival():
+    box = Inbox(10)
+    for t, level in enumerate(("low", "critical", "low")):
+        box.put(HostPressure(t, level))
+        box.put(GuestPressure(t, "a", level, MAX_MESSAGES // 2))
+    assert drain(box) == [HostPressure(0, "critical"),
+                          GuestPressure(0, "a", "critical", MAX_MESSAGES)]
+
+
+def test_no_merge_across_a_lifecycle_or_control_input():
+    box = Inbox(10)
+    box.put(BalloonActual(1, "a", 900))
+    box.put(VmRemoved(2, "a"))
+    box.put(BalloonActual(3, "a", 1024))
+    assert drain(box) == [BalloonActual(1, "a", 900), VmRemoved(2, "a"),
+                          BalloonActual(3, "a", 1024)]
+
+
+def test_only_coalescable_inputs_are_dropped_beyond_the_bound():
+    box = Inbox(2)
+    for vm in "abcd":
+        box.put(GuestStats(0, vm, {}))
+    for i in range(50):
+        box.put(SetEnabled(i, None, True))
+    box.put(Disconnected(60, "gone"))
+    out = drain(box)
+    assert box.dropped == 2
+    assert [type(x).__name__ for x in out] == ["GuestStats"] * 2 + ["SetEnabled"] * 50 + [
+        "Disconnected"]
+    box.put(GuestStats(0, "c", {}))  # room again
+    assert drain(box) == [GuestStats(0, "c", {})]
+
+
+def test_get_waits_and_wake_ends_the_wait():
+    box = Inbox(1)
+    assert box.get(0.01) is None
+    box.wake()
+    assert box.get(0) is None

@@ -1,0 +1,97 @@
+"""What a VM's QEMU process holds (host/autoballoon/qemu_rss.py), and where libvirt keeps
+its pid: the figures behind the model's VmRss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from autoballoon import qemu_rss
+from autoballoon.adapter import DomainRef
+from autoballoon.libvirt_adapter import LibvirtAdapter, Selector
+
+STATUS = """Name:\tqemu-system-x86
+Umask:\t0077
+State:\tS (sleeping)
+Pid:\t4242
+VmPeak:\t 4000000 kB
+VmRSS:\t  409600 kB
+RssAnon:\t  400000 kB
+HugetlbPages:\t 1048576 kB
+VmSwap:\t   20480 kB
+Threads:\t9
+voluntary_ctxt_switches:\t150
+"""
+
+
+def test_status_figures_are_its_kb_lines():
+    figures = qemu_rss.parse_status(STATUS)
+    assert figures["VmRSS"] == 409600 and figures["VmSwap"] == 20480
+    assert "Threads" not in figures and "Pid" not in figures
+
+
+def test_rss_counts_resident_swapped_and_huge_pages():
+    assert qemu_rss.rss_mib(qemu_rss.parse_status(STATUS)) == 400 + 20 + 1024
+
+
+def test_missing_swap_and_hugetlb_count_as_none_and_no_vmrss_is_no_figure():
+    assert qemu_rss.rss_mib({"VmRSS": 2048}) == 2
+    assert qemu_rss.rss_mib({"VmSwap": 2048}) is None  # an exiting process
+    assert qemu_rss.rss_mib(qemu_rss.parse_status("garbage\nVmRSS: lots kB\n")) is None
+
+
+def test_read_rss_mib_reads_proc(tmp_path: Path):
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "status").write_text(STATUS)
+    assert qemu_rss.read_rss_mib(7, tmp_path) == 1444
+    with pytest.raises(OSError):
+        qemu_rss.read_rss_mib(8, tmp_path)
+
+
+@pytest.mark.parametrize(("uri", "env", "expected"), [
+    ("qemu:///system", {}, "/run/libvirt/qemu/vm1.pid"),
+    ("qemu+unix:///system", {}, "/run/libvirt/qemu/vm1.pid"),
+    ("qemu:///session", {"XDG_RUNTIME_DIR": "/run/user/1000"},
+     "/run/user/1000/libvirt/qemu/run/vm1.pid"),
+    ("qemu:///session", {}, None),
+    ("qemu+ssh://root@host2/system", {}, None),
+    ("qemu://host2/system", {}, None),
+    ("test:///default", {}, None),
+])
+def test_pid_file_only_for_local_qemu_uris(uri, env, expected):
+    path = qemu_rss.pid_file(uri, "vm1", env)
+    assert (None if path is None else str(path)) == expected
+
+
+def test_pid_file_never_leaves_its_directory():
+    assert qemu_rss.pid_file("qemu:///system", "../etc/x", {}) is None
+    assert qemu_rss.pid_file("qemu:///system", ".hidden", {}) is None
+
+
+def test_parse_pid():
+    assert qemu_rss.parse_pid("4242\n") == 4242
+    assert qemu_rss.parse_pid("") is None and qemu_rss.parse_pid("0") is None
+    assert qemu_rss.parse_pid("-1") is None and qemu_rss.parse_pid("x") is None
+
+
+REF = DomainRef("vm1", "uuid", 3)
+
+
+def adapter(uri: str) -> LibvirtAdapter:
+    return LibvirtAdapter(uri, Selector(), lambda _ev: None)
+
+
+def test_the_libvirt_adapter_reads_the_session_pid_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    run = tmp_path / "libvirt" / "qemu" / "run"
+    run.mkdir(parents=True)
+    (run / "vm1.pid").write_text("4242")
+    assert adapter("qemu:///session").qemu_pid(REF) == 4242
+    (run / "vm1.pid").unlink()
+    assert adapter("qemu:///session").qemu_pid(REF) is None  # stopped meanwhile
+    assert adapter("qemu+ssh://root@host2/system").qemu_pid(REF) is None
+
+
+def test_the_libvirt_adapter_reports_no_balloon_target():
+    """libvirt's current memory is the balloon's size, which the guest writes."""
+    assert adapter("qemu:///system").balloon_target(REF) is None

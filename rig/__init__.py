@@ -15,6 +15,6 @@ the foundation (tests/unit/test_architecture.py enforces it):
 - ``rig.bench``: jobs run on a host (benchmark runs, smoke, reaction), the workload and
   their raw files, parsers and metrics;
 - ``rig.report``: reports from results directories;
-- ``rig.cli`` and ``rig.cli_matrix`` (``rig matrix``, ``rig matrix-report``): the ``rig``
-  command, on top of everything.
+- ``rig.cli``, ``rig.cli_matrix`` (``rig matrix``, ``rig matrix-report``) and
+  ``rig.cli_scale`` (``rig daemon-scale``): the ``rig`` command, on top of everything.
 """

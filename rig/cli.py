@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from rig import cli_matrix
+from rig import cli_matrix, cli_scale
 from rig import scenario as scenario_mod
 from rig.errors import RigError, UsageError, require_root
 from rig.layout import Layout
@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--baseline", metavar="MODE",
                     help="mode the others are compared with (default: vanilla, if present)")
     cli_matrix.add_parsers(sub)
+    cli_scale.add_parsers(sub)
     return p
 
 
@@ -226,6 +227,9 @@ def _dispatch(args: argparse.Namespace, layout: Layout, progress: Progress) -> i
 
     if args.cmd in cli_matrix.COMMANDS:
         return cli_matrix.dispatch(args, layout, progress)
+
+    if args.cmd in cli_scale.COMMANDS:
+        return cli_scale.dispatch(args, progress)
 
     if args.cmd == "report":
         from rig.report.report import write_report

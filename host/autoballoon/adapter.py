@@ -3,13 +3,14 @@ tests' fake both satisfy it, and ``Daemon`` takes a factory of either.
 
 The threading contract:
 - ``connect``, ``close`` and ``alive`` are called by the decision loop only: only the loop
-  opens, replaces or drops the connection; so is ``qemu_pid``, which reads a local file
-  and never calls libvirt;
-- ``set_target``, ``memory_stats``, ``balloon_target`` and ``save_state`` are called by a
-  VM's worker thread
-  (one per VM, so a hung QEMU monitor holds up that VM only); they may block, and raise
-  ``AdapterError`` for every failure (no connection, the domain gone or rebooted, any
-  libvirt error);
+  opens, replaces or drops the connection;
+- ``set_target`` and ``save_state`` are called by a VM's worker thread (one per VM, so a
+  hung QEMU monitor holds up that VM only); they may block, and raise ``AdapterError``
+  for every failure (no connection, the domain gone or rebooted, any libvirt error);
+- ``domain_stats`` (one call for every VM at each stats poll) and ``qemu_pid`` (a local
+  file, never libvirt) are called by the stats poller thread, off the decision loop;
+  ``domain_stats`` may block, but must not wait for a VM whose monitor is busy (it leaves
+  that VM out), and raises ``AdapterError`` when it gets nothing at all;
 - events (a domain up or down, balloon changes, guest messages, the connection closed)
   are handed to the sink from libvirt's event thread: the sink only enqueues, and the
   adapter changes nothing of its own on that thread.
@@ -17,8 +18,8 @@ The threading contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
@@ -63,6 +64,19 @@ class Disconnected:
     reason: str
 
 
+@dataclass(frozen=True)
+class DomainStats:
+    """One domain's figures from one stats poll."""
+
+    #: memoryStats' names and units: MiB (counters such as major_fault as given); empty
+    #: when the guest's figures could not be had this time.
+    stats: dict[str, int] = field(default_factory=dict)
+    #: The balloon target the hypervisor holds for the domain (the last one anybody set),
+    #: or None when it keeps none apart from the balloon's size. A target the daemon did
+    #: not set is the operator's (manual.py).
+    target_mib: int | None = None
+
+
 # Balloon changes, guest messages and domains going away are model inputs as they are.
 AdapterEvent = DomainUp | Disconnected | VmRemoved | BalloonActual | GuestPressure
 Sink = Callable[[object], None]
@@ -86,14 +100,9 @@ class Adapter(Protocol):
         """Apply a balloon target to that boot of the domain (libvirt's setMemory)."""
         ...
 
-    def memory_stats(self, ref: DomainRef) -> dict[str, int]:
-        """memoryStats in MiB (counters such as swap_in as given)."""
-        ...
-
-    def balloon_target(self, ref: DomainRef) -> int | None:
-        """The balloon target the hypervisor holds for the domain (the last one anybody
-        set), or None when it keeps none apart from the balloon's size. A target the
-        daemon did not set is the operator's (manual.py)."""
+    def domain_stats(self, refs: Sequence[DomainRef]) -> dict[DomainRef, DomainStats]:
+        """The figures of those boots of the domains, in one call for all of them (a
+        domain gone, rebooted or whose monitor is busy is left out)."""
         ...
 
     def save_state(self, ref: DomainRef, state: SavedState) -> None:
@@ -110,4 +119,4 @@ class Adapter(Protocol):
 AdapterFactory = Callable[[Sink, Callable[[], float]], Adapter]
 
 __all__ = ["Adapter", "AdapterError", "AdapterEvent", "AdapterFactory", "Disconnected",
-           "DomainRef", "DomainUp", "Sink"]
+           "DomainRef", "DomainStats", "DomainUp", "Sink"]

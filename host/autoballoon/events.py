@@ -57,6 +57,8 @@ def guest_level_rank(level: str) -> int:
 
 def safe_int(value: object, lo: int = 0, hi: int = MAX_VALUE) -> int | None:
     """``value`` as an int clamped to [lo, hi], or None if it is not a finite number."""
+    if type(value) is int:  # the common case first (a bool's type is bool)
+        return lo if value < lo else hi if value > hi else value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -1,21 +1,23 @@
 """The decision loop's input queue: nothing that matters is dropped, floods are coalesced.
 
 Two kinds of input share one FIFO, so inputs are handled in the order they arrived:
-- **coalescable** inputs (guest stats, balloon sizes, guest and host pressure) merge with a
-  pending input of the same kind for the same VM (or, for the host, the same source),
-  keeping its place in the queue: a flood costs one entry per VM and kind, whatever its
-  rate. They are the only inputs ever dropped, and only beyond ``bound`` pending ones
-  (counted in ``dropped``, shown by ``autoballoonctl show``);
+- **coalescable** inputs (guest stats, a stats poll's figures of a VM, balloon sizes,
+  guest and host pressure) merge with a pending input of the same kind for the same VM
+  (or, for the host, the same source), keeping its place in the queue: a flood costs one
+  entry per VM and kind, whatever its rate. They are the only inputs ever dropped, and
+  only beyond ``bound`` pending ones (counted in ``dropped``, shown by ``autoballoonctl
+  show``);
 - everything else (domains up and down, the connection lost, control requests, the
-  workers' reports) is never dropped nor merged. These are few by nature (lifecycle
-  changes, root-only control requests, one report per command), so memory stays small.
+  workers' reports on commands and saves) is never dropped nor merged. These are few by
+  nature (lifecycle changes, root-only control requests, one report per command), so
+  memory stays small.
 
 A coalescable input never merges across an input of the other kind queued after it (a
 balloon size of a VM's old boot never lands after its re-add).
 
-Merging: the latest stats and balloon size win; pressure keeps the highest level seen,
-sums the guest's message counts, and keeps the first arrival time (the reaction time is
-measured from the first input that waited).
+Merging: the latest stats, polled figures and balloon size win; pressure keeps the
+highest level seen, sums the guest's message counts, and keeps the first arrival time (the
+reaction time is measured from the first input that waited).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from autoballoon.events import (
     guest_level_rank,
     host_level_rank,
 )
+from autoballoon.workers import Polled
 
 MAX_MESSAGES = 1 << 20
 
@@ -39,7 +42,7 @@ MAX_MESSAGES = 1 << 20
 def coalesce_key(item: object) -> Hashable | None:
     """Which pending input ``item`` may merge with; None: never merged nor dropped."""
     match item:
-        case GuestStats(vm=vm) | BalloonActual(vm=vm) | GuestPressure(vm=vm):
+        case GuestStats(vm=vm) | BalloonActual(vm=vm) | GuestPressure(vm=vm) | Polled(vm=vm):
             return (type(item).__name__, vm)
         case HostPressure():
             return ("HostPressure",)

@@ -2,8 +2,10 @@
 
 A thin adapter (a collector and a controller, in MOM's terms) satisfying
 ``autoballoon.adapter.Adapter`` (its threading contract is there): it turns libvirt
-callbacks into the model's input events, handed to a sink (the daemon queues them), and
-applies balloon targets. It knows nothing of policy. Works with any libvirt URI
+callbacks into the model's input events, handed to a sink (the daemon queues them),
+applies balloon targets and polls every domain's balloon figures in one call
+(``domain_stats``: libvirt's getAllDomainStats, not one memoryStats per domain). It knows
+nothing of policy. Works with any libvirt URI
 (qemu:///system, qemu+ssh://host/system): one daemon per host, each with its own connection.
 
 Events come from libvirt's default event loop, run by one thread; they are delivered to
@@ -21,14 +23,21 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import libvirt
 import libvirt_qemu
 
-from autoballoon.adapter import AdapterError, AdapterEvent, Disconnected, DomainRef, DomainUp
+from autoballoon.adapter import (
+    AdapterError,
+    AdapterEvent,
+    Disconnected,
+    DomainRef,
+    DomainStats,
+    DomainUp,
+)
 from autoballoon.events import BalloonActual, GuestPressure, VmRemoved
 from autoballoon.qemu_rss import parse_pid, pid_file
 from autoballoon.saved_state import (
@@ -44,6 +53,18 @@ PRESSURE_EVENT = "BALLOON_GUEST_PRESSURE"
 GUEST_LEVELS = ("low", "medium", "critical")
 KIB_STATS = frozenset({"actual", "available", "unused", "usable", "rss", "disk_caches",
                        "swap_in", "swap_out"})
+#: getAllDomainStats' balloon group under memoryStats' names: "balloon.<name>", but for
+#: these two; balloon.maximum (the domain's maximum, known from DomainUp) is not a stat.
+BULK_NAMES = {"current": "actual", "last-update": "last_update"}
+BULK_PREFIX = "balloon."
+_BULK_KEYS = {f"{BULK_PREFIX}{name}": BULK_NAMES.get(name, name) for name in (
+    "current", "swap_in", "swap_out", "major_fault", "minor_fault", "unused", "available",
+    "rss", "usable", "last-update", "disk_caches", "hugetlb_pgalloc", "hugetlb_pgfail")}
+#: What getAllDomainStats reports of a domain without asking its guest (all it gives
+#: with NOWAIT while another call holds the domain's job, e.g. a hung setMemory).
+BULK_WITHOUT_GUEST = frozenset({"balloon.current", "balloon.maximum"})
+#: Don't wait for a domain's job (libvirt >= 4.5): a busy monitor is left out.
+STATS_NOWAIT = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
 
 log = logging.getLogger("autoballoond")
 T = TypeVar("T")
@@ -75,6 +96,31 @@ def parse_guest_message(vm: str, t: float, details: str | None) -> GuestPressure
     if level not in GUEST_LEVELS or not isinstance(messages, int) or messages < 1:
         return None
     return GuestPressure(t, vm, level, min(messages, 1 << 20))
+
+
+def memory_stats_mib(raw: Mapping[str, Any]) -> dict[str, int]:
+    """memoryStats (KiB) in MiB; counters (major_fault, minor_fault, last_update...)
+    stay as given."""
+    return {k: (int(v) >> 10 if k in KIB_STATS else int(v)) for k, v in raw.items()}
+
+
+def bulk_memory_stats(record: Mapping[str, Any]) -> dict[str, int]:
+    """One domain's record of getAllDomainStats(VIR_DOMAIN_STATS_BALLOON) as memoryStats
+    would have given it: the same names (``balloon.current`` is memoryStats' ``actual``,
+    ``balloon.last-update`` its ``last_update``) and the same units (MiB). Empty when
+    libvirt did not ask the guest (only ``balloon.current`` and ``balloon.maximum``: its
+    monitor was busy), as memoryStats, stuck behind that monitor, gave none."""
+    if record.keys() <= BULK_WITHOUT_GUEST:
+        return {}
+    out: dict[str, int] = {}
+    for key, value in record.items():
+        name = _BULK_KEYS.get(key)
+        if name is None:  # a field this adapter does not know (a newer libvirt's)
+            name = key.removeprefix(BULK_PREFIX)
+            if name == key or name == "maximum":
+                continue
+        out[name] = int(value) >> 10 if name in KIB_STATS else int(value)
+    return out
 
 
 class _EventLoop:
@@ -209,16 +255,33 @@ class LibvirtAdapter:
         return self._call(ref, "info", lambda d: int(d.info()[2]) >> 10)
 
     def memory_stats(self, ref: DomainRef) -> dict[str, int]:
-        """memoryStats in MiB (libvirt reports KiB; counters like swap_in stay as given)."""
+        """One domain's memoryStats in MiB (``memory_stats_mib``); the daemon polls
+        ``domain_stats`` instead, which gives the same names and units for all at once."""
         raw: dict[str, Any] = self._call(ref, "memoryStats", lambda d: d.memoryStats())
-        return {k: (int(v) >> 10 if k in KIB_STATS else int(v)) for k, v in raw.items()}
+        return memory_stats_mib(raw)
 
-    def balloon_target(self, ref: DomainRef) -> int | None:
-        """None: libvirt's QEMU driver keeps no balloon target. Its current memory (info,
-        the XML's currentMemory, balloon.current) is overwritten by every BALLOON_CHANGE,
-        i.e. it is the balloon's size, which the guest writes: taking it for a target
-        would let a guest make its VM manual (host/README.md, "Trust model")."""
-        return None
+    def domain_stats(self, refs: Sequence[DomainRef]) -> dict[DomainRef, DomainStats]:
+        """Every running domain's balloon figures in one call (getAllDomainStats, NOWAIT:
+        a domain whose monitor is busy gets no stats instead of stalling the others),
+        kept for those boots of the domains ``refs`` names. No target: libvirt's QEMU
+        driver keeps no balloon target. Its current memory (info, the XML's
+        currentMemory, balloon.current) is overwritten by every BALLOON_CHANGE, i.e. it is
+        the balloon's size, which the guest writes: taking it for a target would let a
+        guest make its VM manual (host/README.md, "Trust model")."""
+        conn = self.conn
+        if conn is None:
+            raise AdapterError("domain stats: not connected to libvirt")
+        wanted = {(r.uuid, r.domid): r for r in refs}
+        try:
+            records = conn.getAllDomainStats(
+                libvirt.VIR_DOMAIN_STATS_BALLOON,
+                libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | STATS_NOWAIT)
+            # UUIDString and ID read the domain object: no round trip per domain
+            found = [(ref, record) for dom, record in records
+                     if (ref := wanted.get((dom.UUIDString(), dom.ID()))) is not None]
+        except libvirt.libvirtError as e:
+            raise AdapterError(f"domain stats: {e}") from None
+        return {ref: DomainStats(bulk_memory_stats(record)) for ref, record in found}
 
     def save_state(self, ref: DomainRef, state: SavedState) -> None:
         """Keep the VM's automation state in the live domain's metadata (for restarts)."""
@@ -310,4 +373,5 @@ class LibvirtAdapter:
 
 
 __all__ = ["STATE_NS", "AdapterError", "Disconnected", "DomainRef", "DomainUp",
-           "LibvirtAdapter", "Selector", "ensure_event_loop", "parse_guest_message"]
+           "LibvirtAdapter", "Selector", "bulk_memory_stats", "ensure_event_loop",
+           "memory_stats_mib", "parse_guest_message"]

@@ -7,8 +7,12 @@ is in the order its inputs arrived. Each input is handled in its own guard: one 
 is logged and written to the timeline, and the loop goes on.
 
 Only the loop opens, drops and replaces the libvirt connection (libvirt's close callback
-only reports). The blocking calls on a VM (setMemory, memoryStats, setMetadata) run on
-that VM's worker (``workers.py``), so a hung QEMU monitor stalls no decision.
+only reports). The blocking calls on a VM (setMemory, setMetadata) run on that VM's worker
+and the stats polls on the stats poller (``workers.py``), so a hung QEMU monitor stalls no
+decision.
+
+Each loop pass handles every input queued by then (up to the next tick or poll), then
+publishes the snapshot the control socket reads once (``snapshot.py``).
 
 The model is the desired state; the loop converges libvirt to it. A setMemory that failed
 is sent again (the model's target by then) on the next stats poll, so a failed give-back
@@ -16,9 +20,9 @@ is never lost. What libvirt holds (target, how much automation took) and the VM'
 and manual flags are kept in the domain's metadata (``saved_state.py``), so a restarted
 daemon resumes where it was. A VM is one boot of a domain: a new domain id is a new VM.
 
-At each stats poll every VM's QEMU process is measured (``VmRss``, before its stats, so
-the model cuts them to it), and a balloon target the hypervisor holds that the daemon did
-not set makes the VM manual (manual.py; libvirt keeps none, see ``Adapter.balloon_target``).
+At each stats poll the poller reads every VM's QEMU process size (``VmRss``, fed before
+its stats, so the model cuts them to it) and all their stats in one call; a balloon
+target the hypervisor holds that the daemon did not set makes the VM manual (manual.py).
 """
 
 from __future__ import annotations
@@ -32,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoballoon import host_memory, pressure_feed, qemu_rss
+from autoballoon import host_memory, pressure_feed
 from autoballoon.adapter import AdapterError, AdapterFactory, Disconnected, DomainRef, DomainUp
 from autoballoon.config import DaemonConfig
 from autoballoon.events import (
     BalloonActual,
+    GuestStats,
     HostMemory,
     ManualTarget,
-    SetEnabled,
     Tick,
     VmAdded,
     VmInfo,
@@ -50,10 +54,19 @@ from autoballoon.inbox import Inbox
 from autoballoon.libvirt_adapter import LibvirtAdapter, Selector
 from autoballoon.manual import ManualDetector
 from autoballoon.model import Model, SetPolicy
-from autoballoon.policies import POLICIES, PolicyParamError, make_policy
+from autoballoon.policies import make_policy
 from autoballoon.saved_state import SavedState
+from autoballoon.snapshot import Publisher, answer
 from autoballoon.timeline import Timeline, event_fields
-from autoballoon.workers import Command, CommandDone, SaveFailed, TargetSeen, VmWorker
+from autoballoon.workers import (
+    Command,
+    CommandDone,
+    Polled,
+    SaveFailed,
+    StatsPoller,
+    TargetSeen,
+    VmWorker,
+)
 
 log = logging.getLogger("autoballoond")
 
@@ -94,6 +107,7 @@ class Daemon:
         self.policy_name = config.policy
         self.inbox = Inbox(queue_bound)
         self.adapter = (adapter_factory or libvirt_adapters(config))(self.put, clock)
+        self.poller = StatsPoller(self.adapter, self.put, clock)
         self.manual = ManualDetector()
         self.proc = Path("/proc")  # where the QEMU processes' status is read (VmRss)
         self.links: dict[str, VmLink] = {}
@@ -102,7 +116,11 @@ class Daemon:
         now = clock()
         self._reconnect_at, self._backoff = now, RECONNECT_MIN_S
         self._next_tick = self._next_stats = now
-        self.snapshot: dict[str, Any] = {}
+        #: Called with (what, seconds) after each input is handled (its type's name; the
+        #: time from its dequeue to its commands handed to the workers) and each stats
+        #: poll ("stats poll"): for measurements (rig daemon-scale); None: not measured.
+        self.observe: Callable[[str, float], None] | None = None
+        self._publisher = Publisher()
         self._publish()
 
     # -- from any thread ---------------------------------------------------------------
@@ -133,11 +151,12 @@ class Daemon:
         """Let commands already decided finish and their state reach the metadata (a
         restart resumes from it); a hung VM gets ``grace_s``, not more."""
         end = time.monotonic() + grace_s
+        self.poller.stop()
         while time.monotonic() < end:
             item = self.inbox.get(0.02)
             if isinstance(item, CommandDone | SaveFailed):
                 self._guarded(type(item).__name__, self._handle, item)
-            elif item is None and self.idle():
+            elif item is None and all(ln.worker.idle() for ln in self.links.values()):
                 break
         for link in self.links.values():
             link.worker.stop(finish_saves=True)
@@ -145,25 +164,36 @@ class Daemon:
             link.worker.join(max(0.0, end - time.monotonic()))
 
     def step(self, timeout: float) -> None:
-        """One turn: (re)connect, tick and poll when due, then one input (waiting at most
-        ``timeout`` seconds for it)."""
+        """One pass: (re)connect, tick and poll when due, then every input queued (waiting
+        at most ``timeout`` seconds for the first; until the next tick or poll is due),
+        then publish the snapshot."""
         now = self.clock()
         if not self.connected and now >= self._reconnect_at:
             self._guarded("connect", self._connect, now)
         if now >= self._next_tick:
             self._next_tick = now + self.config.tick_s
-            self._guarded("Tick", self._handle, Tick(now))
+            self._input(Tick(now))
         if self.connected and now >= self._next_stats:
             self._next_stats = now + self.config.stats_period_s
             self._guarded("stats poll", self._poll, now)
         due = min(self._next_tick, self._next_stats if self.connected else self._reconnect_at)
         item = self.inbox.get(min(timeout, max(0.0, due - self.clock())))
-        if item is not None:
-            self._guarded(type(item).__name__, self._handle, item)
+        while item is not None:
+            self._input(item)
+            item = self.inbox.get(0.0) if self.clock() < due else None
+        self._publish()
 
     def idle(self) -> bool:
-        """No input pending and every worker idle (for tests)."""
-        return all(link.worker.idle() for link in self.links.values()) and not len(self.inbox)
+        """No input pending, every worker and the poller idle (for tests)."""
+        return (all(link.worker.idle() for link in self.links.values())
+                and self.poller.idle() and not len(self.inbox))
+
+    def _input(self, item: object) -> None:
+        """Handle one input in its guard (timed for ``observe``)."""
+        start = time.perf_counter()
+        self._guarded(type(item).__name__, self._handle, item)
+        if self.observe is not None:
+            self.observe(type(item).__name__, time.perf_counter() - start)
 
     def _guarded(self, what: str, fn: Callable[[Any], object], arg: object) -> None:
         try:
@@ -171,7 +201,6 @@ class Daemon:
         except Exception as e:  # one input's failure never ends the loop
             log.exception("handling %s failed; going on", what)
             self.timeline.write("error", input=what, error=f"{type(e).__name__}: {e}")
-        self._publish()
 
     def _handle(self, item: object) -> None:
         match item:
@@ -187,6 +216,8 @@ class Daemon:
                 self._save_failed(item)
             case TargetSeen():
                 self._target_seen(item)
+            case Polled():
+                self._polled(item)
             case BalloonActual(vm=name, actual_mib=actual):
                 self._feed(item)
                 self.manual.actual(name, actual)  # a size: reported, never "manual"
@@ -352,8 +383,9 @@ class Daemon:
         self._reconnect_at, self._backoff = self.clock(), RECONNECT_MIN_S
 
     def _poll(self, now: float) -> None:
-        """Every stats period: host memory, each VM's RSS, stats and target (workers.py),
-        failed commands again."""
+        """Every stats period: host memory, failed commands again, and every VM's RSS,
+        stats and target to the poller (workers.py; its figures come back as inputs)."""
+        start = time.perf_counter()
         if not self.adapter.alive():
             self._disconnected(Disconnected(now, "the connection is no longer alive"))
             return
@@ -362,24 +394,27 @@ class Daemon:
         except (OSError, ValueError) as e:
             log.warning("host memory unreadable: %s", e)
         else:
-            self._guarded("HostMemory", self._handle, HostMemory(now, free, total))
+            self._input(HostMemory(now, free, total))
         for name, link in list(self.links.items()):
-            self._rss(now, name, link)
-            link.worker.submit(stats=True)
             self._retry(name, link, now)
             self._sync(name)
+        if self.links and not self.poller.submit([ln.ref for ln in self.links.values()],
+                                                 self.proc):
+            log.debug("stats poll skipped: the previous one is still running")
+        if self.observe is not None:
+            self.observe("stats poll", time.perf_counter() - start)
 
-    def _rss(self, now: float, name: str, link: VmLink) -> None:
-        """What the VM's QEMU process holds, to the model before its stats (if known)."""
-        pid = None
-        try:
-            pid = self.adapter.qemu_pid(link.ref)
-            rss = None if pid is None else qemu_rss.read_rss_mib(pid, self.proc)
-        except OSError as e:  # gone meanwhile, or not ours to read
-            log.debug("%s: no RSS of QEMU process %s: %s", name, pid, e)
-            return
-        if rss is not None:
-            self._guarded("VmRss", self._handle, VmRss(now, name, rss))
+    def _polled(self, polled: Polled) -> None:
+        """A VM's figures from a poll: its RSS to the model, its stats, the target."""
+        link = self.links.get(polled.vm)
+        if link is None or link.ref != polled.ref:
+            return  # gone, or rebooted since
+        if polled.rss_mib is not None:
+            self._feed(VmRss(polled.t, polled.vm, polled.rss_mib))
+        if polled.stats is not None:
+            self._feed(GuestStats(polled.t, polled.vm, polled.stats))
+        if polled.target_mib is not None:
+            self._target_seen(TargetSeen(polled.t, polled.ref, polled.target_mib))
 
     def _retry(self, name: str, link: VmLink, now: float) -> None:
         view = self.model.vm(name)
@@ -400,45 +435,13 @@ class Daemon:
     # -- control (from the control thread) ---------------------------------------------
 
     def _publish(self) -> None:
-        view = self.model.view()
-        self.snapshot = {
-            "policy": self.policy_name,
-            "enabled": view.enabled,
-            "dropped_inputs": self.inbox.dropped,
-            "last_host_level": view.last_host_level,
-            "vms": {n: {"max_mib": v.max_mib, "floor_mib": v.floor_mib,
-                        "target_mib": v.target_mib, "actual_mib": v.actual_mib,
-                        "auto_inflated_mib": v.auto_inflated_mib,
-                        "last_guest_level": v.last_guest_level, "enabled": v.enabled,
-                        "manual": v.manual, "deviation": self.manual.deviation(n)}
-                    for n, v in view.vms.items()},
-        }
+        """The snapshot the control thread reads (snapshot.py), once per pass."""
+        self.snapshot = self._publisher.publish(self.model, self.manual, self.policy_name,
+                                                self.inbox.dropped)
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request.get("cmd")
-        if cmd == "show":
-            return {"ok": True, **self.snapshot}
-        if cmd in ("enable", "disable"):
-            vm = request.get("vm")
-            if vm is not None and vm not in self.snapshot.get("vms", {}):
-                return {"ok": False, "error": f"no managed VM {vm!r}"}
-            self.put(SetEnabled(self.clock(), vm, cmd == "enable"))
-            return {"ok": True}
-        if cmd == "policy":
-            name = request.get("name")
-            params = request.get("params") or {}
-            if name not in POLICIES:
-                return {"ok": False, "error": f"unknown policy {name!r}; known: "
-                        f"{', '.join(POLICIES)}"}
-            if not isinstance(params, dict):
-                return {"ok": False, "error": "params must be an object of name: value"}
-            try:
-                policy = make_policy(str(name), params)
-            except PolicyParamError as e:
-                return {"ok": False, "error": str(e)}
-            self.put(SetPolicy(self.clock(), policy))
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        """A control request (from the control socket's threads): snapshot.answer."""
+        return answer(request, self.snapshot, self.put, self.clock)
 
 
 __all__ = ["QUEUE_BOUND", "Daemon", "VmLink", "libvirt_adapters"]

@@ -34,12 +34,15 @@ class _Track:
 class ManualDetector:
     slack_mib: int = SLACK_MIB
     _vms: dict[str, _Track] = field(default_factory=dict)
+    _changed: set[str] = field(default_factory=set)  # whose deviation may have changed
 
     def added(self, vm: str, current_mib: int) -> None:
         self._vms[vm] = _Track([current_mib])
+        self._changed.add(vm)
 
     def removed(self, vm: str) -> None:
         self._vms.pop(vm, None)
+        self._changed.add(vm)
 
     def commanded(self, vm: str, target_mib: int) -> None:
         track = self._vms.setdefault(vm, _Track([]))
@@ -53,6 +56,7 @@ class ManualDetector:
         if any(abs(target_mib - ours) <= self.slack_mib for ours in track.targets):
             return None
         track.targets, track.deviation = [target_mib], None
+        self._changed.add(vm)
         return target_mib
 
     def actual(self, vm: str, actual_mib: int) -> None:
@@ -60,6 +64,7 @@ class ManualDetector:
         track = self._vms.get(vm)
         if track is None or not track.targets:
             return
+        self._changed.add(vm)
         if abs(actual_mib - track.targets[-1]) <= self.slack_mib:
             track.targets = track.targets[-1:]  # settled: older targets are history
             track.deviation = None
@@ -74,3 +79,8 @@ class ManualDetector:
         """"below" / "above" when ``vm``'s balloon is where no target of ours puts it."""
         track = self._vms.get(vm)
         return None if track is None else track.deviation
+
+    def take_changed(self) -> set[str]:
+        """The VMs whose deviation may have changed since the last call."""
+        changed, self._changed = self._changed, set()
+        return changed

@@ -1,7 +1,10 @@
 """The pure device model: per-VM balloon state, events in, balloon commands out.
 
 The events and commands are the records of ``autoballoon.events`` (plus ``SetPolicy`` here);
-policies see the model only through the read-only views of ``autoballoon.views``.
+policies see the model only through the read-only views of ``autoballoon.views``: each VM's
+view is kept by its state (``autoballoon.vm_state``) until the state changes, and the
+``vms`` a hook gets is looked up lazily, so handling an event costs what its policy hook
+reads, not a rebuild of every VM's view.
 
 No I/O and no wall clock: every event carries its timestamp ``t`` (seconds, any monotonic
 origin) and the model's notion of ``now`` is the largest finite timestamp seen so far, so a
@@ -27,8 +30,9 @@ The model enforces its invariants whatever the policy asks for (see ``Model._cla
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoballoon.events import (
@@ -54,7 +58,8 @@ from autoballoon.events import (
     safe_int,
 )
 from autoballoon.trust import CriticalRun, cross_check, hard_floor
-from autoballoon.views import ModelView, VmView
+from autoballoon.views import ModelView, VmView, VmViews
+from autoballoon.vm_state import VmState
 
 if TYPE_CHECKING:
     from autoballoon.policies.base import Policy, TargetChange
@@ -88,58 +93,7 @@ Event = (
 )
 
 
-# --------------------------------------------------------------------------- state
-
-
-@dataclass
-class VmState:
-    """The model's per-VM state (mutable; policies only ever see a ``VmView``)."""
-
-    name: str
-    max_mib: int
-    floor_mib: int
-    target_mib: int
-    actual_mib: int
-    auto_inflated_mib: int = 0
-    last_guest_pressure_t: float | None = None
-    last_guest_level: str | None = None
-    enabled: bool = True
-    manual: bool = False
-    stats: dict[str, int] = field(default_factory=dict)
-    stats_t: float | None = None
-    prev_stats: dict[str, int] = field(default_factory=dict)
-    prev_stats_t: float | None = None
-    last_inflate_t: float | None = None
-    last_deflate_t: float | None = None
-    last_guest_handled_t: float | None = None
-    last_guest_handled_rank: int = -1
-    rss_mib: int | None = None
-    rss_t: float | None = None
-    hard_floor_mib: int = 0
-
-    def view(self, claims: bool = True) -> VmView:
-        """Its snapshot; without the guest's pressure claims if ``claims`` is False."""
-        return VmView(
-            name=self.name,
-            max_mib=self.max_mib,
-            floor_mib=self.floor_mib,
-            target_mib=self.target_mib,
-            actual_mib=self.actual_mib,
-            auto_inflated_mib=self.auto_inflated_mib,
-            last_guest_pressure_t=self.last_guest_pressure_t if claims else None,
-            last_guest_level=self.last_guest_level if claims else None,
-            enabled=self.enabled,
-            manual=self.manual,
-            stats=dict(self.stats),
-            stats_t=self.stats_t,
-            prev_stats=dict(self.prev_stats),
-            prev_stats_t=self.prev_stats_t,
-            last_inflate_t=self.last_inflate_t,
-            last_deflate_t=self.last_deflate_t,
-            rss_mib=self.rss_mib,
-            rss_t=self.rss_t,
-            hard_floor_mib=self.hard_floor_mib,
-        )
+# --------------------------------------------------------------------------- params
 
 
 @dataclass(frozen=True)
@@ -182,6 +136,8 @@ class Model:
         self.host_total_mib: int | None = None
         self.host_memory_t: float | None = None
         self._vms: dict[str, VmState] = {}
+        self._names: list[str] = []  # of self._vms, sorted
+        self._changed: set[str] = set()  # VMs changed, added or removed (take_changed)
         self._critical = CriticalRun(self.params.critical_override_after_s,
                                      self.params.critical_gap_s)
 
@@ -189,11 +145,17 @@ class Model:
     @property
     def vms(self) -> Mapping[str, VmView]:
         """Snapshot of every VM's state, by name (sorted)."""
-        return {name: self._vms[name].view() for name in sorted(self._vms)}
+        return {name: self._vms[name].view() for name in self._names}
 
     def vm(self, name: str) -> VmView | None:
         state = self._vms.get(name)
         return state.view() if state is not None else None
+
+    def take_changed(self) -> set[str]:
+        """The VMs whose state changed (or that came or went) since the last call."""
+        changed = set(self._changed)  # every state keeps adding to this very set
+        self._changed.clear()
+        return changed
 
     def host_override(self) -> bool:
         """Whether the host critical override holds now (trust.CriticalRun), under a
@@ -203,11 +165,14 @@ class Model:
 
     def view(self, for_policy: bool = False) -> ModelView:
         """The model's snapshot; ``for_policy``: as policies see it (under the host
-        critical override, without the guests' pressure claims)."""
+        critical override, without the guests' pressure claims), its ``vms`` looked up
+        lazily (valid during the policy call only)."""
         override = self.host_override()
         claims = not (for_policy and override)
+        vms: Mapping[str, VmView] = (VmViews(self._vms, self._names, claims) if for_policy
+                                     else {n: self._vms[n].view(claims) for n in self._names})
         return ModelView(
-            vms={name: self._vms[name].view(claims) for name in sorted(self._vms)},
+            vms=vms,
             enabled=self.enabled,
             last_host_pressure_t=self.last_host_pressure_t,
             last_host_level=self.last_host_level,
@@ -251,8 +216,9 @@ class Model:
                 self._add(event)
                 return []
             case VmRemoved(vm=name):
-                if isinstance(name, str):
-                    self._vms.pop(name, None)
+                if isinstance(name, str) and self._vms.pop(name, None) is not None:
+                    self._names.remove(name)
+                    self._changed.add(name)
                 return []
             case ManualTarget(vm=name, target_mib=target):
                 state = self._get(name)
@@ -306,7 +272,9 @@ class Model:
         current = min(current, max_mib)
         taken = safe_int(event.auto_inflated_mib) or 0
         actual = safe_int(event.actual_mib) if event.actual_mib is not None else None
-        self._vms[info.name] = VmState(
+        if info.name not in self._vms:
+            bisect.insort(self._names, info.name)
+        self._vms[info.name] = state = VmState(
             name=info.name,
             max_mib=max_mib,
             floor_mib=min(floor, max_mib),
@@ -321,6 +289,7 @@ class Model:
             # give-back clock starts now, so a restart causes no jump in the target.
             last_inflate_t=self.now if taken else None,
         )
+        state.watch(self._changed)
 
     def _guest_pressure(self, name: object, level: str, now: float) -> list[TargetChange]:
         state = self._get(name)
@@ -345,11 +314,12 @@ class Model:
         if state is None or not isinstance(stats, Mapping):
             return []
         clean: dict[str, int] = {}
-        for key in STATS_KEYS:
-            try:
-                raw = stats.get(key)
-            except Exception:
-                return []
+        try:  # a plain dict (the adapter's): only its keys; any other mapping: ours
+            pairs = ([(k, v) for k, v in stats.items() if k in STATS_KEYS]
+                     if type(stats) is dict else [(k, stats.get(k)) for k in STATS_KEYS])
+        except Exception:
+            return []
+        for key, raw in pairs:
             value = safe_int(raw)
             if value is not None:
                 clean[key] = value

@@ -22,15 +22,29 @@ RSS_FIELDS: tuple[str, ...] = ("VmRSS", "VmSwap", "HugetlbPages")
 SYSTEM_PID_DIR = Path("/run/libvirt/qemu")
 
 
-def parse_status(text: str) -> dict[str, int]:
-    """The ``NAME: N kB`` lines of /proc/PID/status, as {NAME: N} (other lines skipped)."""
+def parse_status(text: str, names: tuple[str, ...] | None = None) -> dict[str, int]:
+    """The ``NAME: N kB`` lines of /proc/PID/status, as {NAME: N} (other lines skipped;
+    with ``names``, only their lines are looked for)."""
+    lines = text.splitlines() if names is None else [
+        line for name in names if (line := _line(text, name)) is not None]
     figures: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in lines:
         key, sep, rest = line.partition(":")
         parts = rest.split()
         if sep and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
             figures[key.strip()] = int(parts[0])
     return figures
+
+
+def _line(text: str, name: str) -> str | None:
+    """The first line of ``text`` that starts with ``name:``, or None."""
+    key = f"{name}:"
+    if text.startswith(key):
+        start = 0
+    elif (start := text.find(f"\n{key}") + 1) == 0:
+        return None
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def rss_mib(figures: Mapping[str, int]) -> int | None:
@@ -43,7 +57,8 @@ def rss_mib(figures: Mapping[str, int]) -> int | None:
 
 def read_rss_mib(pid: int, proc: Path = Path("/proc")) -> int | None:
     """What process ``pid`` holds (MiB); OSError if its status cannot be read."""
-    return rss_mib(parse_status((proc / str(pid) / "status").read_text(errors="replace")))
+    text = (proc / str(pid) / "status").read_text(errors="replace")
+    return rss_mib(parse_status(text, RSS_FIELDS))
 
 
 def pid_file(uri: str, name: str, env: Mapping[str, str]) -> Path | None:

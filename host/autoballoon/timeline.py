@@ -21,6 +21,10 @@ from typing import Any, TextIO
 from autoballoon.events import VmInfo
 
 log = logging.getLogger("autoballoond")
+#: One encoder for every line (json.dumps with an argument builds one per call).
+_encode = json.JSONEncoder(default=str).encode
+#: The field names of each event type seen (dataclasses.fields is slow for every input).
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Timeline:
         if self.out is None:
             return
         rec = {"wall": round(self.clock(), 6), "kind": kind, **fields}
-        line = json.dumps(rec, default=str) + "\n"
+        line = _encode(rec) + "\n"
         with self.lock:
             try:
                 self.out.write(line)
@@ -50,9 +54,12 @@ class Timeline:
 
 def event_fields(ev: object) -> dict[str, Any]:
     """A model event as timeline fields (its type as ``event``; no policy object)."""
-    if not dataclasses.is_dataclass(ev) or isinstance(ev, type):
-        return {"event": type(ev).__name__}
-    d = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}
+    names = _FIELDS.get(type(ev))
+    if names is None:
+        if not dataclasses.is_dataclass(ev) or isinstance(ev, type):
+            return {"event": type(ev).__name__}
+        names = _FIELDS[type(ev)] = tuple(f.name for f in dataclasses.fields(ev))
+    d = {name: getattr(ev, name) for name in names}
     d.pop("policy", None)
     if "vm" in d and isinstance(d["vm"], VmInfo):
         d["vm"] = dataclasses.asdict(d["vm"])

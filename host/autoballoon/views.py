@@ -1,13 +1,17 @@
 """The read-only snapshots of the model that policies read: ``VmView`` and ``ModelView``.
 
-The model builds them from its mutable state on every call into a policy, so nothing a
-policy does with a view can change the model.
+Nothing a policy does with a view can change the model. A ``VmView`` is immutable and
+kept by the VM's state until the state next changes (``vm_state.py``); the ``ModelView``
+handed to a policy hook is built per call, its ``vms`` a ``VmViews``: a lazy mapping that
+looks a VM's view up only when the policy reads it, so a hook costs what it reads, not
+the number of VMs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -57,4 +61,34 @@ class ModelView:
     host_override: bool = False
 
 
-__all__ = ["ModelView", "VmView"]
+class _Viewable(Protocol):
+    def view(self, claims: bool = True) -> VmView: ...
+
+
+class VmViews(Mapping[str, VmView]):
+    """Every VM's view by name, in name order, each looked up when first read.
+
+    Valid for the policy call it is handed to (the model changes nothing while a policy
+    runs); a policy keeps no view beyond its call (policies/base.py).
+    """
+
+    __slots__ = ("_claims", "_names", "_states")
+
+    def __init__(self, states: Mapping[str, _Viewable], names: Sequence[str],
+                 claims: bool = True) -> None:
+        self._states, self._names, self._claims = states, names, claims
+
+    def __getitem__(self, name: str) -> VmView:
+        return self._states[name].view(self._claims)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._states
+
+
+__all__ = ["ModelView", "VmView", "VmViews"]

@@ -1,29 +1,38 @@
-"""One worker thread per managed VM: its blocking libvirt calls, off the decision loop.
+"""Threads off the decision loop for its blocking calls: one worker per managed VM, and
+one stats poller for all of them.
 
-setMemory, memoryStats and setMetadata go through libvirt to the VM's QEMU monitor; a hung
-monitor blocks them (libvirt gives up on its job lock only after 30 s). Each VM's calls
-run on that VM's worker, so a hung VM holds up its own commands and nothing else.
+setMemory and setMetadata go through libvirt to the VM's QEMU monitor; a hung monitor
+blocks them (libvirt gives up on its job lock only after 30 s). Each VM's calls run on
+that VM's worker, so a hung VM holds up its own commands and nothing else.
 
 A worker holds at most one job, the latest of each kind: a new target replaces one not
 yet sent (the balloon goes where the model wants it now, no backlog builds up behind a
-slow VM), a new state to save replaces an older one, stats are polled once however often
-they were asked for. It reports back through the daemon's queue: ``CommandDone`` for
-every setMemory sent (success or failure, with its reaction time), ``SaveFailed``,
-the polled ``GuestStats`` and, where the hypervisor keeps one, the balloon target it
-holds (``TargetSeen``: the loop tells the operator's from its own). A stopped worker (its
-VM went away) drops what it had not started; a call in progress ends on its own, and the
-loop ignores reports of a boot it no longer manages.
+slow VM), a new state to save replaces an older one. It reports back through the
+daemon's queue: ``CommandDone`` for every setMemory sent (success or failure, with its
+reaction time) and ``SaveFailed``. A stopped worker (its VM went away) drops what it had
+not started; a call in progress ends on its own, and the loop ignores reports of a boot
+it no longer manages.
+
+The stats poller (``StatsPoller``) does a stats poll for every VM at once: each VM's
+QEMU process size (``VmRss``, read from /proc, before its stats so the model cuts them to
+it), then one bulk stats call (``Adapter.domain_stats``: the guests' figures and, where
+the hypervisor keeps one, the balloon target it holds). It reports one ``Polled`` per VM
+(the loop feeds its RSS and stats to the model and tells an operator's target from its
+own). A poll asked for while the previous one is still running is skipped: a slow
+hypervisor does not stack polls, and a domain whose monitor is busy is left out by the
+adapter rather than stalling everyone's stats.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from autoballoon import qemu_rss
 from autoballoon.adapter import Adapter, AdapterError, DomainRef
-from autoballoon.events import GuestStats
 from autoballoon.saved_state import SavedState
 
 log = logging.getLogger("autoballoond")
@@ -71,14 +80,29 @@ class TargetSeen:
     target_mib: int
 
 
+@dataclass(frozen=True)
+class Polled:
+    """One VM's figures from a stats poll: what its QEMU process holds (None: unknown),
+    its guest's stats (None: none this time) and the target the hypervisor holds."""
+
+    t: float
+    ref: DomainRef
+    rss_mib: int | None
+    stats: dict[str, int] | None
+    target_mib: int | None = None
+
+    @property
+    def vm(self) -> str:
+        return self.ref.name
+
+
 @dataclass
 class _Job:
     command: Command | None = None
     save: SavedState | None = None
-    stats: bool = False
 
     def empty(self) -> bool:
-        return self.command is None and self.save is None and not self.stats
+        return self.command is None and self.save is None
 
 
 class VmWorker:
@@ -97,15 +121,14 @@ class VmWorker:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, command: Command | None = None, save: SavedState | None = None,
-               stats: bool = False) -> None:
+    def submit(self, command: Command | None = None, save: SavedState | None = None
+               ) -> None:
         """Hand over work (from the loop); never blocks."""
         with self._cond:
             if command is not None:
                 self._job.command = command
             if save is not None:
                 self._job.save = save
-            self._job.stats = self._job.stats or stats
             self._cond.notify()
 
     def idle(self) -> bool:
@@ -150,20 +173,6 @@ class VmWorker:
                 self.adapter.save_state(self.ref, job.save)
             except AdapterError as e:
                 self.report(SaveFailed(self.clock(), self.ref, job.save, str(e)))
-        if job.stats:
-            try:
-                stats = self.adapter.memory_stats(self.ref)
-            except AdapterError as e:
-                log.debug("%s: no memoryStats: %s", self.ref.name, e)
-            else:
-                self.report(GuestStats(self.clock(), self.ref.name, stats))
-            try:
-                target = self.adapter.balloon_target(self.ref)
-            except AdapterError as e:
-                log.debug("%s: no balloon target: %s", self.ref.name, e)
-            else:
-                if target is not None:
-                    self.report(TargetSeen(self.clock(), self.ref, target))
 
     def _set(self, c: Command) -> None:
         error = None
@@ -179,4 +188,86 @@ class VmWorker:
                                 done - c.arrived, error))
 
 
-__all__ = ["Command", "CommandDone", "SaveFailed", "TargetSeen", "VmWorker"]
+class StatsPoller:
+    """The thread that polls every VM's figures, one poll at a time."""
+
+    def __init__(self, adapter: Adapter, report: Callable[[object], None],
+                 clock: Callable[[], float]) -> None:
+        self.adapter = adapter
+        self.report = report
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._job: tuple[tuple[DomainRef, ...], Path] | None = None
+        self._busy = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="stats-poller", daemon=True)
+        self._thread.start()
+
+    def submit(self, refs: Sequence[DomainRef], proc: Path) -> bool:
+        """Poll these VMs (their QEMU processes' status under ``proc``); never blocks.
+        False: the previous poll is still running, this one is skipped."""
+        with self._cond:
+            if self._busy:
+                return False
+            self._job = (tuple(refs), proc)
+            self._cond.notify()
+            return True
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._busy and self._job is None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and self._job is None:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job, self._job = self._job, None
+                self._busy = True
+            try:
+                if job is not None:
+                    self._poll(*job)
+            except Exception:  # a bug here must not end the polls
+                log.exception("stats poll failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _poll(self, refs: tuple[DomainRef, ...], proc: Path) -> None:
+        rss = {ref: self._rss(ref, proc) for ref in refs}
+        try:
+            found = self.adapter.domain_stats(refs)
+        except AdapterError as e:
+            log.debug("no domain stats: %s", e)
+            found = {}
+        t = self.clock()
+        for ref in refs:
+            got = found.get(ref)
+            stats, target = (None, None) if got is None else (got.stats or None,
+                                                               got.target_mib)
+            if rss[ref] is not None or stats is not None or target is not None:
+                self.report(Polled(t, ref, rss[ref], stats, target))
+
+    def _rss(self, ref: DomainRef, proc: Path) -> int | None:
+        """What the VM's QEMU process holds, if known."""
+        pid = None
+        try:
+            pid = self.adapter.qemu_pid(ref)
+            return None if pid is None else qemu_rss.read_rss_mib(pid, proc)
+        except OSError as e:  # gone meanwhile, or not ours to read
+            log.debug("%s: no RSS of QEMU process %s: %s", ref.name, pid, e)
+            return None
+
+
+__all__ = ["Command", "CommandDone", "Polled", "SaveFailed", "StatsPoller", "TargetSeen",
+           "VmWorker"]

@@ -62,6 +62,10 @@ def test_adapter_discovers_sets_targets_and_relays_guest_messages(layout, stack)
                 ref = ups[0].ref  # this boot of the domain
                 stats = adapter.memory_stats(ref)
                 assert 0 < stats["actual"] <= 512 and "available" in stats
+                # the daemon's one bulk call: memoryStats' names and units, no target
+                polled = adapter.domain_stats([ref])[ref]
+                assert set(polled.stats) == set(stats) and polled.target_mib is None
+                assert polled.stats["actual"] == stats["actual"]
 
                 adapter.set_target(ref, 384)
                 _wait(events, BalloonActual, name, 30, lambda e: e.actual_mib == 384)

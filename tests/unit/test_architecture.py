@@ -25,7 +25,7 @@ MAX_LINES = 450
 #: except the cli's (CLI_MODULES).
 RIG_LAYERS = ("foundation", "build", "vm", "host", "bench", "report", "cli")
 #: The modules directly in rig/ that make up the `rig` command (the cli layer).
-CLI_MODULES = ("cli", "cli_matrix")
+CLI_MODULES = ("cli", "cli_matrix", "cli_scale")
 
 
 def discover() -> dict[str, Path]:
@@ -125,6 +125,7 @@ def rig_layer(module: str) -> str:
 
 def test_the_cli_modules_are_the_cli_layer():
     assert rig_layer("rig.cli") == rig_layer("rig.cli_matrix") == "cli"
+    assert rig_layer("rig.cli_scale") == "cli"
     assert rig_layer("rig.errors") == "foundation"
     assert rig_layer("rig.report.matrix") == "report"
 

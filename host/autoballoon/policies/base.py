@@ -4,7 +4,8 @@ A policy gets a read-only ``ModelView`` and ``now`` and returns ``TargetChange``
 (absolute desired targets with a cause). The model clamps them to its invariants
 (floor/max, never give back more than automation took, nothing for disabled or manual VMs),
 applies them and turns them into ``BalloonCommand``s. Policies hold no I/O and no clock;
-any state a policy keeps must be bounded by the number of VMs in the view.
+any state a policy keeps must be bounded by the number of VMs in the view, and a policy
+keeps no view beyond the call it was handed to (``view.vms`` is looked up lazily).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 failures on demand (failed setMemory, a domain stopping mid-command, a hung QEMU monitor).
 
 ``FakeHost`` is the hypervisor; ``FakeAdapter`` satisfies ``autoballoon.adapter.Adapter``
-the way ``LibvirtAdapter`` does (AdapterError for every failure, events to the sink), and
-``Harness`` drives a ``Daemon`` on it step by step with a fake clock, or in a thread.
+the way ``LibvirtAdapter`` does (AdapterError for every failure, events to the sink, one
+bulk stats call per poll that leaves out a domain whose monitor hangs), and ``Harness``
+drives a ``Daemon`` on it step by step with a fake clock, or in a thread.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoballoon.adapter import AdapterError, Disconnected, DomainRef, DomainUp
+from autoballoon.adapter import AdapterError, Disconnected, DomainRef, DomainStats, DomainUp
 from autoballoon.config import DaemonConfig
 from autoballoon.events import VmRemoved
 from autoballoon.loop import Daemon
@@ -39,7 +40,7 @@ class FakeDomain:
     stats: dict[str, int] = field(default_factory=lambda: {"actual": 1024, "usable": 512})
     running: bool = True
     # The balloon target the fake hypervisor keeps once anybody set one (libvirt keeps
-    # none: LibvirtAdapter.balloon_target), and its QEMU process's pid (None: unknown).
+    # none: LibvirtAdapter.domain_stats), and its QEMU process's pid (None: unknown).
     target_mib: int | None = None
     pid: int | None = None
 
@@ -50,7 +51,8 @@ class FakeHost:
     reachable: bool = True  # libvirtd accepts connections
     fail_set: dict[str, int] = field(default_factory=dict)  # vm -> setMemory failures to come
     stop_after_set: set[str] = field(default_factory=set)  # the domain stops once set
-    hang: dict[str, threading.Event] = field(default_factory=dict)  # setMemory waits for it
+    # setMemory waits for it; until it is set, the domain's stats are left out (NOWAIT)
+    hang: dict[str, threading.Event] = field(default_factory=dict)
     set_log: list[tuple[str, int]] = field(default_factory=list)  # successful setMemory
     adapters: list[FakeAdapter] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +97,7 @@ class FakeAdapter:
         self.host, self.sink, self.clock = host, sink, clock
         self.open = False
         self.connects = 0
+        self.stats_calls: list[list[str]] = []  # the VMs each domain_stats call asked for
 
     def connect(self) -> list[DomainUp]:
         if not self.host.reachable:
@@ -144,11 +147,20 @@ class FakeAdapter:
             if ref.name in self.host.stop_after_set:
                 d.running = False  # gone before the metadata can be written
 
-    def memory_stats(self, ref: DomainRef) -> dict[str, int]:
-        return dict(self._domain(ref).stats)
-
-    def balloon_target(self, ref: DomainRef) -> int | None:
-        return self._domain(ref).target_mib
+    def domain_stats(self, refs: Sequence[DomainRef]) -> dict[DomainRef, DomainStats]:
+        if not self.open:
+            raise AdapterError("domain stats: not connected to libvirt")
+        self.stats_calls.append([r.name for r in refs])
+        found = {}
+        for ref in refs:
+            hang = self.host.hang.get(ref.name)
+            try:
+                d = self._domain(ref)
+            except AdapterError:
+                continue  # gone or rebooted: left out
+            if hang is None or hang.is_set():
+                found[ref] = DomainStats(dict(d.stats), d.target_mib)
+        return found
 
     def save_state(self, ref: DomainRef, state: SavedState) -> None:
         self._domain(ref).saved = state

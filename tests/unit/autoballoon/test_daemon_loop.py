@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 
 import pytest
 from autoballoon.config import ConfigError, load_config
@@ -413,6 +414,108 @@ def test_an_unreadable_qemu_process_is_skipped_quietly(tmp_path, caplog):
             and "RSS" in r.getMessage()] == []
     assert any("no RSS of QEMU process 4242" in r.getMessage() for r in caplog.records)
     assert [r for r in h.records("input") if r["event"] == "GuestStats"]
+
+
+# -- scale: one bulk stats call per poll, one snapshot per pass -----------------------------
+
+def test_each_poll_is_one_bulk_stats_call_for_every_vm():
+    names = [f"vm{i}" for i in range(5)]
+    h = Harness(FakeHost.of(*(FakeDomain(n) for n in names))).start()
+    calls = len(h.host.adapter.stats_calls)
+    h.poll()
+    h.poll()
+    assert h.host.adapter.stats_calls[calls:] == [names, names]
+    got = [r["vm"] for r in h.records("input") if r["event"] == "GuestStats"]
+    assert got[-10:] == names + names  # every VM's stats reached the model
+    assert all(v is not None and v.stats["usable"] == 512
+               for v in map(h.daemon.model.vm, names))
+
+
+def test_a_hung_monitor_leaves_its_vm_out_of_a_poll_not_the_others():
+    host = FakeHost.of(FakeDomain("a"), FakeDomain("b"))
+    h = Harness(host).start()
+    host.hang["a"] = threading.Event()  # its monitor hangs: NOWAIT leaves it out
+    seen = len(h.records("input"))
+    h.poll()
+    assert [r["vm"] for r in h.records("input")[seen:] if r["event"] == "GuestStats"] == ["b"]
+    host.hang["a"].set()
+
+
+def test_a_poll_still_running_is_skipped_not_stacked():
+    from autoballoon.adapter import DomainRef, DomainStats
+    from autoballoon.workers import Polled, StatsPoller
+
+    release, entered = threading.Event(), threading.Event()
+    ref = DomainRef("a", "u", 1)
+
+    class Slow:
+        calls = 0
+
+        def domain_stats(self, refs):
+            Slow.calls += 1
+            entered.set()
+            release.wait(5)
+            return {ref: DomainStats({"usable": 1})}
+
+        def qemu_pid(self, _ref):
+            return None
+
+    reports: list[object] = []
+    poller = StatsPoller(Slow(), reports.append, lambda: 7.0)  # type: ignore[arg-type]
+    try:
+        assert poller.submit([ref], Path("/proc"))
+        assert entered.wait(5)
+        assert not poller.submit([ref], Path("/proc"))  # still running: skipped
+        release.set()
+        wait_until("the poll done", poller.idle)
+        assert reports == [Polled(7.0, ref, None, {"usable": 1}, None)] and Slow.calls == 1
+    finally:
+        release.set()
+        poller.stop()
+
+
+def test_the_snapshot_is_published_once_per_pass_after_every_queued_input(monkeypatch):
+    h = Harness(FakeHost.of(FakeDomain("a"), FakeDomain("b"))).start()
+    published = []
+    publish = h.daemon._publish
+    monkeypatch.setattr(h.daemon, "_publish", lambda: (published.append(1), publish()))
+    for i in range(50):
+        h.put(SetEnabled(h.now(), "a", i % 2 == 1))
+    h.put(SetEnabled(h.now(), "b", False))
+    h.daemon.step(0.0)
+    assert len(published) == 1 and len(h.daemon.inbox) == 0
+    assert (vm(h, "a")["enabled"], vm(h, "b")["enabled"]) == (True, False)
+
+
+def test_the_snapshot_shows_what_the_model_and_the_detector_hold():
+    """Only the VMs that changed are looked up again at each pass: none is missed."""
+    h = Harness(FakeHost.of(*(FakeDomain(n) for n in "abcd"))).start()
+    inflate(h, 2)
+    h.put(GuestPressure(h.now(), "b", "low"))
+    h.put(BalloonActual(h.now(), "c", 500))  # a size no target explains
+    h.host.setmem("d", 700)  # the operator's target
+    h.put(SetEnabled(h.now(), "a", False))
+    h.host.adapter.stop("b")
+    h.poll()
+    d = h.daemon
+    expected = {n: (v.target_mib, v.actual_mib, v.auto_inflated_mib, v.enabled, v.manual,
+                    d.manual.deviation(n)) for n, v in d.model.vms.items()}
+    shown = {n: (r["target_mib"], r["actual_mib"], r["auto_inflated_mib"], r["enabled"],
+                 r["manual"], r["deviation"]) for n, r in h.show()["vms"].items()}
+    assert shown == expected
+    assert set(shown) == {"a", "c", "d"} and shown["c"][-1] == "below" and shown["d"][4]
+
+
+def test_each_input_and_poll_can_be_timed():
+    h = Harness(FakeHost.of(FakeDomain("a"))).start()
+    seen: list[tuple[str, float]] = []
+    h.daemon.observe = lambda what, s: seen.append((what, s))
+    h.put(HostPressure(h.now(), "low"))
+    h.poll()
+    kinds = {what for what, _ in seen}
+    assert {"HostPressure", "CommandDone", "Tick", "stats poll", "HostMemory",
+            "Polled"} <= kinds
+    assert all(s >= 0 for _, s in seen)
 
 
 # -- seed is the RFC exactly: no host critical override, however it was chosen -------------

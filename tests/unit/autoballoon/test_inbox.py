@@ -76,3 +76,15 @@ def test_get_waits_and_wake_ends_the_wait():
     assert box.get(0.01) is None
     box.wake()
     assert box.get(0) is None
+
+
+def test_a_vms_polled_figures_coalesce_the_latest_winning():
+    from autoballoon.adapter import DomainRef
+    from autoballoon.workers import Polled
+
+    a, b = DomainRef("a", "u-a", 1), DomainRef("b", "u-b", 2)
+    box = Inbox(10)
+    box.put(Polled(1, a, 500, {"usable": 1}))
+    box.put(Polled(1, b, None, {"usable": 2}))
+    box.put(Polled(2, a, 510, None))
+    assert drain(box) == [Polled(2, a, 510, None), Polled(1, b, None, {"usable": 2})]

@@ -29,6 +29,7 @@ class FakeDom:
     max_kib: int = 1024 << 10
     cur_kib: int = 1024 << 10
     meta: dict[str, str] = field(default_factory=dict)
+    busy: bool = False  # another call holds the domain's job (NOWAIT: no guest figures)
 
     def name(self) -> str:
         return self._name
@@ -69,6 +70,7 @@ class FakeConn:
         self.closed = False
         self.fail_list = False
         self._ids = iter(range(1, 1000))
+        self.stats_calls: list[tuple[int, int]] = []
 
     def add(self, name: str, uuid: str, domid: int, **kw: Any) -> FakeDom:
         d = FakeDom(self, name, uuid, domid, **kw)
@@ -97,6 +99,18 @@ class FakeConn:
         if self.fail_list:
             raise error("internal error: listing failed")
         return list(self.doms)
+
+    def getAllDomainStats(self, stats: int, flags: int) -> list[tuple[FakeDom, dict]]:
+        self.check()
+        self.stats_calls.append((stats, flags))
+        out = []
+        for d in self.doms:
+            record = {"balloon.current": d.cur_kib, "balloon.maximum": d.max_kib}
+            if not d.busy:
+                record |= {f"balloon.{k}": v for k, v in d.memoryStats().items()
+                           if k != "actual"}
+            out.append((d, record))
+        return out
 
     def lookupByUUIDString(self, uuid: str) -> FakeDom:
         self.check()
@@ -229,3 +243,62 @@ def test_garbage_in_our_metadata_is_ignored_with_a_warning(conn, caplog, xml):
     (up,) = adapter([]).connect()
     assert up.saved is None
     assert any(r.levelno == logging.WARNING and "a" in r.getMessage() for r in caplog.records)
+
+
+# -- one bulk stats call per poll ----------------------------------------------------------
+
+def test_one_bulk_call_polls_every_managed_boot_and_leaves_the_others_out(conn):
+    a = conn.add("a", "u-a", 7, cur_kib=900 << 10)
+    b = conn.add("b", "u-b", 8)
+    conn.add("other", "u-o", 9)  # not asked for
+    ad = adapter([])
+    (up_a, up_b, _) = ad.connect()
+    b._id = 10  # b rebooted since: its new boot is not the one asked for
+    got = ad.domain_stats([up_a.ref, up_b.ref])
+    assert list(got) == [up_a.ref]
+    assert got[up_a.ref].stats == ad.memory_stats(up_a.ref) == {
+        "actual": 900, "usable": 512, "swap_in": 0}
+    assert got[up_a.ref].target_mib is None  # libvirt keeps no target, only the size
+    assert conn.stats_calls == [(libvirt.VIR_DOMAIN_STATS_BALLOON,
+                                 libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+                                 | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)]
+    assert a.cur_kib == 900 << 10
+
+
+def test_a_busy_monitor_gives_no_stats_rather_than_a_size_alone(conn):
+    d = conn.add("a", "u-a", 7)
+    a = adapter([])
+    (up,) = a.connect()
+    d.busy = True
+    assert a.domain_stats([up.ref])[up.ref].stats == {}
+
+
+def test_a_failed_bulk_call_is_an_adapter_error(conn):
+    conn.add("a", "u-a", 7)
+    a = adapter([])
+    (up,) = a.connect()
+    conn.closed = True
+    with pytest.raises(AdapterError, match="client socket is closed"):
+        a.domain_stats([up.ref])
+    a.close()
+    with pytest.raises(AdapterError, match="not connected"):
+        a.domain_stats([up.ref])
+
+
+#: memoryStats of test:///default's domain (KiB), as libvirt-python gives it.
+MEMORY_STATS = {"actual": 2097152, "swap_in": 0, "swap_out": 0, "major_fault": 0,
+                "minor_fault": 0, "unused": 1048576, "available": 2097152,
+                "usable": 1048576, "last_update": 627319920, "disk_caches": 262144,
+                "hugetlb_pgalloc": 0, "hugetlb_pgfail": 0, "rss": 1048576}
+
+
+def test_bulk_balloon_stats_keep_memory_stats_names_and_units():
+    bulk = {f"balloon.{k}": v for k, v in MEMORY_STATS.items()
+            if k not in ("actual", "last_update")}
+    bulk |= {"balloon.current": 2097152, "balloon.maximum": 4194304,
+             "balloon.last-update": 627319920}
+    assert la.bulk_memory_stats(bulk) == la.memory_stats_mib(MEMORY_STATS)
+    assert la.memory_stats_mib(MEMORY_STATS)["usable"] == 1024  # MiB
+    assert la.bulk_memory_stats({"balloon.current": 2097152, "balloon.maximum": 1}) == {}
+    newer = {"balloon.current": 2048, "balloon.usable": 1024, "balloon.newfield": 5}
+    assert la.bulk_memory_stats(newer) == {"actual": 2, "usable": 1, "newfield": 5}

@@ -1,7 +1,9 @@
 """The model's bookkeeping and the invariants it enforces whatever the policy says."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pytest
 from autoballoon.events import (
     BalloonActual,
     BalloonCommand,
@@ -17,6 +19,7 @@ from autoballoon.events import (
 )
 from autoballoon.model import Model, ModelParams, SetPolicy
 from autoballoon.policies import Policy, SeedPolicy, TargetChange, make_policy
+from autoballoon.vm_state import VmState
 
 
 @dataclass
@@ -251,3 +254,44 @@ def test_sustained_host_critical_lets_no_claim_buy_memory_above_the_hard_floor()
     assert {c.vm: c.target_mib for c in model.handle(Tick(16))} == {"a": 512}  # 2048 / 4
     assert model.handle(Tick(20)) == []
     assert {c.vm: c.target_mib for c in model.handle(Tick(21))} == {"a": 2048, "b": 2048}
+
+
+# -- the views policies get cost what they read ---------------------------------------------
+
+class _Reader(Policy):
+    """Reads the VM a guest message names, and every VM on host pressure."""
+
+    name = "reader"
+
+    def on_guest_pressure(self, view, vm, level, now):
+        return [TargetChange(vm, view.vms[vm].target_mib - 4, "read one")]
+
+    def on_host_pressure(self, view, level, now):
+        return [TargetChange(v.name, v.target_mib - 4, "read all") for v in view.vms.values()]
+
+
+def test_a_hook_builds_the_views_it_reads_and_no_others(monkeypatch):
+    built: list[str] = []
+    build = VmState.build_view
+
+    def counting(self, claims=True):
+        built.append(self.name)
+        return build(self, claims)
+
+    monkeypatch.setattr(VmState, "build_view", counting)
+    model = Model(_Reader())
+    for i in range(100):
+        model.handle(VmAdded(0, VmInfo(f"vm{i:03}", 2048), 2048))
+    built.clear()
+    model.handle(GuestPressure(1, "vm042", "low"))
+    assert built == ["vm042"]  # one VM read: one view built, not a hundred
+    built.clear()
+    assert model.vm("vm042") is model.vm("vm042")  # kept until its state changes
+    assert built == ["vm042"]  # the command changed it: built once again, then kept
+    built.clear()
+    model.handle(HostPressure(2, "low"))
+    assert len(built) == 99  # every VM read: each built once, but vm042's, kept since
+    view = model.vm("vm007")
+    assert view is not None and isinstance(view.stats, Mapping)
+    with pytest.raises(TypeError):
+        view.stats["usable"] = 1  # type: ignore[index]  # read-only: the model keeps it

@@ -180,3 +180,34 @@ def test_no_claim_buys_memory_above_the_hard_floor_under_the_override(policy_nam
             vm0 = before[cmd.vm]
             if cmd.target_mib > vm0.target_mib:
                 assert cmd.target_mib <= max(vm0.target_mib, vm0.hard_floor_mib)
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), streams)
+def test_the_views_a_state_keeps_are_never_stale(policy_name, stream):
+    """Each VM's view is kept until its state changes (vm_state.py): after every event,
+    what the model hands out equals a view built afresh, with and without claims."""
+    model = Model(POLICIES[policy_name]())
+    for name in NAMES:
+        model.handle(VmAdded(0, VmInfo(name, 2048, 256), 2048))
+    for event in stream:
+        model.handle(event)
+        for name, state in model._vms.items():
+            assert model.vm(name) == state.build_view()
+            assert state.view(claims=False) == state.build_view(claims=False)
+        assert list(model.view(for_policy=True).vms) == sorted(model._vms) == list(model.vms)
+
+
+@cfg
+@given(st.sampled_from(list(POLICIES)), streams)
+def test_every_vm_whose_view_changed_is_named_by_take_changed(policy_name, stream):
+    """The daemon republishes only these (snapshot.py): none may be missed."""
+    model = Model(POLICIES[policy_name]())
+    for name in NAMES:
+        model.handle(VmAdded(0, VmInfo(name, 2048, 256), 2048))
+    assert model.take_changed() == set(NAMES)
+    for event in stream:
+        before = model.vms
+        model.handle(event)
+        after, changed = model.vms, model.take_changed()
+        assert {n for n in set(before) | set(after) if before.get(n) != after.get(n)} <= changed

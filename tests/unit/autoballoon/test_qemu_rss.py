@@ -92,6 +92,7 @@ def test_the_libvirt_adapter_reads_the_session_pid_file(tmp_path, monkeypatch):
     assert adapter("qemu+ssh://root@host2/system").qemu_pid(REF) is None
 
 
-def test_the_libvirt_adapter_reports_no_balloon_target():
-    """libvirt's current memory is the balloon's size, which the guest writes."""
-    assert adapter("qemu:///system").balloon_target(REF) is None
+
+def test_only_the_rss_fields_need_parsing():
+    assert qemu_rss.parse_status(STATUS, qemu_rss.RSS_FIELDS) == {
+        k: v for k, v in qemu_rss.parse_status(STATUS).items() if k in qemu_rss.RSS_FIELDS}

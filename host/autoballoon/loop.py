@@ -32,12 +32,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autoballoon import host_memory, pressure_feed
-from autoballoon.adapter import AdapterError, AdapterFactory, Disconnected, DomainRef, DomainUp
+from autoballoon.adapter import AdapterError, AdapterFactory, Disconnected, DomainUp
 from autoballoon.config import DaemonConfig
 from autoballoon.events import (
     BalloonActual,
@@ -65,6 +64,7 @@ from autoballoon.workers import (
     SaveFailed,
     StatsPoller,
     TargetSeen,
+    VmLink,
     VmWorker,
 )
 
@@ -80,19 +80,6 @@ def libvirt_adapters(config: DaemonConfig) -> AdapterFactory:
     """The real adapter for ``config``'s URI and selection."""
     selector = Selector(config.metadata_ns, config.name_pattern)
     return lambda sink, clock: LibvirtAdapter(config.uri, selector, sink, clock)
-
-
-@dataclass
-class VmLink:
-    """The loop's side of one managed boot of a domain."""
-
-    ref: DomainRef
-    worker: VmWorker
-    applied: SavedState  # the target (and what was taken) libvirt last accepted from us
-    saved: SavedState | None  # the state last handed over for the metadata (None: write)
-    sent: int  # the last target handed to the worker
-    failed: bool = False  # `sent` failed: the model's target goes again on the next poll
-    cause: str = ""  # of the last command
 
 
 class Daemon:
@@ -269,7 +256,8 @@ class Daemon:
         if link is None or link.ref != done.ref:
             return  # gone, or rebooted since
         if done.error is None:
-            link.applied = SavedState(done.target_mib, done.auto_inflated_mib)
+            link.applied, link.done_t = SavedState(done.target_mib,
+                                                   done.auto_inflated_mib), done.t
             link.failed = link.failed and done.target_mib != link.sent
         elif done.target_mib == link.sent:
             link.failed = True
@@ -284,7 +272,9 @@ class Daemon:
         ours = (link.applied.target_mib, link.sent)
         if any(abs(seen.target_mib - t) <= self.manual.slack_mib for t in ours if t is not None):
             return
-        operator = self.manual.target(seen.ref.name, seen.target_mib)
+        after = (seen.asked_t is not None and seen.asked_t > link.done_t
+                 and link.sent == link.applied.target_mib)  # read after our last command
+        operator = self.manual.target(seen.ref.name, seen.target_mib, latest_only=after)
         if operator is not None:
             log.info("%s: target %d MiB set by someone else: the VM is under manual "
                      "control", seen.ref.name, operator)
@@ -325,13 +315,16 @@ class Daemon:
             log.warning("%s: ignoring its saved state: target %d MiB above its maximum %d",
                         up.vm, saved.target_mib, up.max_mib)
             saved = None
-        saved = saved or SavedState(up.current_mib)
-        target = up.current_mib if saved.target_mib is None else saved.target_mib
+        # Never saved: from the balloon size (guest-written: at least the hard floor),
+        # saved at once (link.saved None), so a restart never reads what a guest wrote.
+        first, saved = saved, saved or SavedState(None)
+        target = (self.model.baseline_mib(up.max_mib, up.current_mib)
+                  if saved.target_mib is None else saved.target_mib)
         ev = VmAdded(up.t, VmInfo(up.vm, up.max_mib), target, saved.auto_inflated_mib,
                      saved.enabled, saved.manual, up.current_mib)
         self.links[up.vm] = link = VmLink(up.ref, VmWorker(up.ref, self.adapter, self.put,
                                                            self.clock),
-                                          SavedState(target), saved, target)
+                                          SavedState(target), first, target)
         self.manual.added(up.vm, target)
         self._feed(ev)
         view = self.model.vm(up.vm)
@@ -414,7 +407,8 @@ class Daemon:
         if polled.stats is not None:
             self._feed(GuestStats(polled.t, polled.vm, polled.stats))
         if polled.target_mib is not None:
-            self._target_seen(TargetSeen(polled.t, polled.ref, polled.target_mib))
+            self._target_seen(TargetSeen(polled.t, polled.ref, polled.target_mib,
+                                          polled.asked_t))
 
     def _retry(self, name: str, link: VmLink, now: float) -> None:
         view = self.model.vm(name)

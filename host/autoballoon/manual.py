@@ -48,12 +48,15 @@ class ManualDetector:
         track = self._vms.setdefault(vm, _Track([]))
         track.targets = [*track.targets[-63:], target_mib]
 
-    def target(self, vm: str, target_mib: int) -> int | None:
-        """A target observed for ``vm``: the operator's (returned) unless it is ours."""
+    def target(self, vm: str, target_mib: int, latest_only: bool = False) -> int | None:
+        """A target observed for ``vm``: the operator's (returned) unless it is ours: any
+        target since the balloon settled (a read that may predate our last command), or
+        with ``latest_only`` (the read came after it) only the latest."""
         track = self._vms.get(vm)
         if track is None:
             return None
-        if any(abs(target_mib - ours) <= self.slack_mib for ours in track.targets):
+        ours = track.targets[-1:] if latest_only else track.targets
+        if any(abs(target_mib - t) <= self.slack_mib for t in ours):
             return None
         track.targets, track.deviation = [target_mib], None
         self._changed.add(vm)

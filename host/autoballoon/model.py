@@ -151,6 +151,13 @@ class Model:
         state = self._vms.get(name)
         return state.view() if state is not None else None
 
+    def baseline_mib(self, max_mib: int, current_mib: int) -> int:
+        """The target of a VM first seen at balloon size ``current_mib`` (no saved state):
+        that size, but never below the VM's hard floor (the guest writes the size)."""
+        floor = min(self.params.default_floor_mib, max_mib)
+        return min(max(current_mib, hard_floor(max_mib, floor, self.params.hard_floor_fraction)),
+                   max_mib)
+
     def take_changed(self) -> set[str]:
         """The VMs whose state changed (or that came or went) since the last call."""
         changed = set(self._changed)  # every state keeps adding to this very set
@@ -325,7 +332,7 @@ class Model:
                 clean[key] = value
         if state.rss_mib is not None and state.rss_t is not None \
                 and now - state.rss_t <= self.params.rss_max_age_s:
-            clean = cross_check(clean, state.actual_mib, state.rss_mib)
+            clean = cross_check(clean, state.target_mib, state.max_mib, state.rss_mib)
         if state.stats_t is not None:
             state.prev_stats, state.prev_stats_t = state.stats, state.stats_t
         state.stats, state.stats_t = clean, now

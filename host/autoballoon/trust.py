@@ -4,8 +4,10 @@ A guest controls its messages, its memoryStats and its balloon's "actual" size; 
 can be verified inside the guest. These pure helpers bound what the claims can cost:
 
 - ``cross_check``: a guest's memoryStats may not claim more memory in use than its QEMU
-  process holds as the host measures it (``VmRss``): "usable" and "unused" are raised to
-  at least ``actual - rss``.
+  process holds as the host measures it (``VmRss``). Its size is at least the target the
+  host set (the balloon's "actual" is written by the guest: a guest claiming size 0 would
+  otherwise cut nothing), and "usable" and "unused" are raised to at least
+  ``size - rss``; so the need a policy derives (size - usable) is never above the RSS.
 - ``CriticalRun``: host critical pressure that has lasted ``after_s`` (events no more than
   ``gap_s`` apart) switches the model to its override: for as long as it lasts, guest
   pressure is hidden from the policies' view (no hysteresis exempts a VM from taking) and
@@ -21,12 +23,18 @@ from dataclasses import dataclass
 FREE_KEYS: tuple[str, ...] = ("usable", "unused")
 
 
-def cross_check(stats: Mapping[str, int], actual_mib: int, rss_mib: int) -> dict[str, int]:
-    """``stats`` claiming no more than ``rss_mib`` in use: the free figures raised to
-    ``actual - rss`` (memory the QEMU process does not hold cannot be in use in the guest)."""
-    actual = stats.get("actual", actual_mib)
-    least_free = max(actual - rss_mib, 0)
-    return {k: max(v, least_free) if k in FREE_KEYS else v for k, v in stats.items()}
+def cross_check(stats: Mapping[str, int], target_mib: int, max_mib: int, rss_mib: int
+                ) -> dict[str, int]:
+    """``stats`` claiming no more than ``rss_mib`` in use (memory the QEMU process does not
+    hold cannot be in use in the guest): "actual" at least ``target_mib`` (at most
+    ``max_mib``), the free figures at least ``actual - rss``. An honest guest's figures
+    pass unchanged but while its balloon lags a raised target, when its need may read up
+    to its RSS: the cut only ever errs the guest's way."""
+    size = min(max(stats.get("actual", target_mib), target_mib), max_mib)
+    least_free = max(size - rss_mib, 0)
+    out = {k: max(v, least_free) if k in FREE_KEYS else v for k, v in stats.items()}
+    out["actual"] = size
+    return out
 
 
 def hard_floor(max_mib: int, floor_mib: int, fraction: float) -> int:

@@ -26,6 +26,7 @@ adapter rather than stalling everyone's stats.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,23 +74,28 @@ class SaveFailed:
 
 @dataclass(frozen=True)
 class TargetSeen:
-    """The balloon target the hypervisor holds for the VM, read at a stats poll."""
+    """The balloon target the hypervisor holds for the VM, read at a stats poll that
+    asked for it at ``asked_t`` (None: unknown; the read reflects every command that
+    completed before then)."""
 
     t: float
     ref: DomainRef
     target_mib: int
+    asked_t: float | None = None
 
 
 @dataclass(frozen=True)
 class Polled:
     """One VM's figures from a stats poll: what its QEMU process holds (None: unknown),
-    its guest's stats (None: none this time) and the target the hypervisor holds."""
+    its guest's stats (None: none this time) and the target the hypervisor holds, as
+    asked for at ``asked_t``."""
 
     t: float
     ref: DomainRef
     rss_mib: int | None
     stats: dict[str, int] | None
     target_mib: int | None = None
+    asked_t: float | None = None
 
     @property
     def vm(self) -> str:
@@ -245,6 +251,7 @@ class StatsPoller:
 
     def _poll(self, refs: tuple[DomainRef, ...], proc: Path) -> None:
         rss = {ref: self._rss(ref, proc) for ref in refs}
+        asked = self.clock()
         try:
             found = self.adapter.domain_stats(refs)
         except AdapterError as e:
@@ -256,7 +263,7 @@ class StatsPoller:
             stats, target = (None, None) if got is None else (got.stats or None,
                                                                got.target_mib)
             if rss[ref] is not None or stats is not None or target is not None:
-                self.report(Polled(t, ref, rss[ref], stats, target))
+                self.report(Polled(t, ref, rss[ref], stats, target, asked))
 
     def _rss(self, ref: DomainRef, proc: Path) -> int | None:
         """What the VM's QEMU process holds, if known."""
@@ -269,5 +276,19 @@ class StatsPoller:
             return None
 
 
+@dataclass
+class VmLink:
+    """The loop's side of one managed boot of a domain."""
+
+    ref: DomainRef
+    worker: VmWorker
+    applied: SavedState  # the target (and what was taken) libvirt last accepted from us
+    saved: SavedState | None  # the state last handed over for the metadata (None: write)
+    sent: int  # the last target handed to the worker
+    failed: bool = False  # `sent` failed: the model's target goes again on the next poll
+    done_t: float = -math.inf  # when the last command (`applied`) returned
+    cause: str = ""  # of the last command
+
+
 __all__ = ["Command", "CommandDone", "Polled", "SaveFailed", "StatsPoller", "TargetSeen",
-           "VmWorker"]
+           "VmLink", "VmWorker"]

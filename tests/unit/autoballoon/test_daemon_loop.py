@@ -468,7 +468,7 @@ def test_a_poll_still_running_is_skipped_not_stacked():
         assert not poller.submit([ref], Path("/proc"))  # still running: skipped
         release.set()
         wait_until("the poll done", poller.idle)
-        assert reports == [Polled(7.0, ref, None, {"usable": 1}, None)] and Slow.calls == 1
+        assert reports == [Polled(7.0, ref, None, {"usable": 1}, None, 7.0)] and Slow.calls == 1
     finally:
         release.set()
         poller.stop()

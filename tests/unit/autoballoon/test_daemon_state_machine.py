@@ -30,8 +30,8 @@ Invariants, checked after every step of the world (``DaemonMachine.after_step``)
 The tests after the machine show the checks can fail: with the daemon broken on purpose
 (A1's floor ignored; A9's give-back disabled or ungated; the M2 override off; a crash on
 one input) a short rule sequence fails the expected check, and the machine finds one of
-them by itself. The last tests are real bugs the machine found (xfail, strict), which the
-machine does not check for meanwhile (``tolerate_known_bugs``).
+them by itself. The last tests are the rule sequences of three real bugs the machine found
+(each failed before its fix; the machine now checks for them too).
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ from hypothesis.stateful import (
 
 from tests.unit.autoballoon.balloon_sim import (
     MIN_FLOOR_MIB,
-    QEMU_OVERHEAD_MIB,
     World,
     direction_changes,
     hard_floor,
@@ -88,7 +87,6 @@ class Tracked:
     operator_step: int = -1  # the step at which the operator last set a target
     outside: set[int] = field(default_factory=set)  # targets not of the daemon's making
     touched: bool = False  # its baseline is an operator's target
-    guest_baseline: bool = False  # KNOWN BUG 2: its baseline is a size its guest wrote
 
 
 class DaemonMachine(RuleBasedStateMachine):
@@ -100,8 +98,6 @@ class DaemonMachine(RuleBasedStateMachine):
         self.world: World | None = None
         self.tracked: dict[str, Tracked] = {}
         self.restarted_at = -1
-        #: KNOWN BUGs 1-3 are not checked for (each has its xfail test below)
-        self.tolerate_known_bugs = True
 
     def teardown(self) -> None:
         """The final check (every example ends on a calm host), unless a check already
@@ -193,8 +189,6 @@ class DaemonMachine(RuleBasedStateMachine):
                 continue
             if name in added:  # its target comes from its metadata or from libvirt
                 t.outside.add(v.target_mib)
-                if v.target_mib + v.auto_inflated_mib < g.max_mib and not t.touched:
-                    t.guest_baseline = True  # KNOWN BUG 2: libvirt's size, not metadata
                 t.settled = 0
             else:
                 self.check_bounds(name, v)
@@ -328,7 +322,7 @@ class DaemonMachine(RuleBasedStateMachine):
             w.stop_vm(name)
         elif event == "start" and name in w.guests and not w.guests[name].running:
             w.start_vm(name, 32 * n * n)
-            self.tracked[name].touched = self.tracked[name].guest_baseline = False
+            self.tracked[name].touched = False
         elif event == "setmem-fails":
             w.host.fail_set[name] = n
         elif event in ("libvirt-restarts", "libvirt-down"):
@@ -361,20 +355,9 @@ class DaemonMachine(RuleBasedStateMachine):
         """No VM's target turned more than twice in the commands decided since step
         ``since`` (every command, not only the target at the end of each step)."""
         for name, first in start.items():
-            if self.tolerate_known_bugs and self.zero_size_liar(name):
-                continue  # KNOWN BUG 1: test_known_bug_1_a_guest_claiming_size_0_...()
             targets = [first] + [t for s, vm, t in self.w.commands if s > since and vm == name]
             turns = direction_changes(targets)
             assert turns <= MAX_TURNS, f"{name}: target turned {turns} times: {targets}"
-
-    def zero_size_liar(self, name: str) -> bool:
-        """KNOWN BUG 1: a guest whose stats claim nothing usable and a size ("actual")
-        no larger than what its QEMU process holds: M1 cuts nothing (it trusts that
-        size), A1 sees no need (size - usable = 0) and takes, A7 releases at every poll
-        (usable < 32 MiB, a claim with no hold: free of the A11 budget)."""
-        g = self.w.guests[name]
-        return g.lie == "zero" and g.odd_actual is not None \
-            and g.odd_actual < g.resident + QEMU_OVERHEAD_MIB + 32
 
     @rule()
     def calm_down(self) -> None:
@@ -412,17 +395,15 @@ class DaemonMachine(RuleBasedStateMachine):
                 f"{name}: {v.auto_inflated_mib} MiB not given back within {bound_s} s "
                 f"of a calm host (target {v.target_mib})")
             t = self.tracked[name]
-            if not t.touched and not (self.tolerate_known_bugs and t.guest_baseline):
+            if not t.touched:
                 assert v.target_mib == v.max_mib, f"{name}: back at {v.target_mib} only"
-        self.step(2)  # retried commands, if setMemory failed
+        # A failed setMemory is sent again at each stats poll (1 s): setmem-fails makes up
+        # to 3 fail, so the 4th poll's at the latest lands.
+        self.step(4)
         for name, v in model.vms.items():
             d = w.host.domains[name]
             if self.automated(name) and d.target_mib is not None \
-                    and not w.host.fail_set.get(name) \
-                    and not (self.tolerate_known_bugs and self.tracked[name].touched):
-                # KNOWN BUG 3: an operator's target within the slack of one the daemon gave
-                # is taken for its own (manual.py) and stays: it is neither adopted nor
-                # overwritten until the daemon's next command.
+                    and not w.host.fail_set.get(name):
                 assert abs(d.target_mib - v.target_mib) <= SLACK_MIB, (
                     f"{name}: the hypervisor holds {d.target_mib}, the model {v.target_mib}")
 
@@ -486,11 +467,10 @@ MUTATIONS = {
 }
 
 
-def run_rules(script: list[tuple[str, dict]], tolerate_known_bugs: bool = True) -> None:
+def run_rules(script: list[tuple[str, dict]]) -> None:
     """Run the machine's rules in this order (what hypothesis would do with them), then
     its final check."""
     m = DaemonMachine()
-    m.tolerate_known_bugs = tolerate_known_bugs
     try:
         m.setup(sizes=[1024, 1024], demand=[0.5, 0.1, 0.1], cache=[64, 64, 64], load=0.0)
         for rule_name, kw in script:
@@ -538,44 +518,41 @@ def test_the_machine_finds_a_mutation_by_itself():
 
 
 # ---------------------------------------------------------------------------------------
-# Real bugs the machine found (not fixed here): each fails, and the machine above does not
-# check for it (``tolerate_known_bugs``) so that it stays green until the fix.
+# Real bugs the machine found, as the rule sequences that showed them (each failed before
+# its fix, which the docstring names).
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "KNOWN BUG 1: a guest whose memoryStats claim usable 0 and actual 0 is taken from "
-    "(A1: need = actual - usable = 0; M1 cuts nothing, it trusts the guest's 'actual') and "
-    "released at every poll (A7: usable < 32 MiB, a claim with no hold, so free of the A11 "
-    "budget): its target turns at every poll, and it is never ballooned"))
-def test_known_bug_1_a_guest_claiming_size_0_and_nothing_usable_flaps_for_ever():
+def test_bug_1_a_guest_claiming_size_0_and_nothing_usable_is_cut_to_its_rss():
+    """Bug 1: a guest whose stats claim size ("actual") 0 and usable 0 was taken from (A1:
+    need = actual - usable = 0; the RSS cut used the guest's own size, so cut nothing) and
+    released at every poll (A7: usable < 32 MiB): its target turned at every poll. Fix
+    (trust.cross_check): the size is at least the target the host set, so usable is at
+    least target - RSS and the need at most the RSS."""
     # a's stats: actual 0, usable 0; the host within A10's reserve (no pressure events)
     run_rules([("adversary", {"name": "a", "kind": ("odd_actual", 0)}),
                ("adversary", {"name": "a", "kind": ("lie", "zero")}),
-               ("host", {"kind": ("spike", 1637)}), ("wait", {"steps": 10})],
-              tolerate_known_bugs=False)
+               ("host", {"kind": ("spike", 1637)}), ("wait", {"steps": 10})])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "KNOWN BUG 2: a restarted daemon takes libvirt's current memory (the balloon size the "
-    "guest wrote) as the target of a VM whose metadata it never wrote (nothing happened to "
-    "it yet): a guest that wrote 0 gets target 0, below its floor, and is out of "
-    "automation's reach for good (every take clamps to nothing, nothing to give back)"))
-def test_known_bug_2_a_restart_takes_the_guests_balloon_size_for_the_target():
+def test_bug_2_a_restart_keeps_the_target_not_the_guests_balloon_size():
+    """Bug 2: a restarted daemon took libvirt's current memory (the balloon size the guest
+    wrote) as the target of a VM whose metadata it had never written: a guest that wrote
+    0 got target 0, below its floor, out of automation's reach for good. Fix (loop
+    _vm_up, Model.baseline_mib): a VM first seen starts at least at its hard floor and
+    its state is saved at once, so a restart reads the target, not the guest's size."""
     run_rules([("adversary", {"name": "a", "kind": ("odd_actual", 0)}),
                ("wait", {"steps": 2}),
                ("lifecycle", {"name": "a", "event": "daemon-restarts", "n": 1}),
                ("adversary", {"name": "a", "kind": ("reform", None)}),
-               ("host", {"kind": ("spike", 1700)}), ("wait", {"steps": 10})],
-              tolerate_known_bugs=False)
+               ("host", {"kind": ("spike", 1700)}), ("wait", {"steps": 10})])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "KNOWN BUG 3 (only with a hypervisor that keeps a target: the fake does, libvirt does "
-    "not): an operator's target within 8 MiB of any target the daemon gave since the "
-    "balloon last settled is taken for the daemon's own and ignored; the model keeps its "
-    "newer target, the hypervisor the operator's, and the daemon never sends its own again "
-    "nor yields the VM to manual control"))
-def test_known_bug_3_an_old_target_of_ours_held_by_the_hypervisor_is_never_corrected():
+def test_bug_3_an_old_target_of_ours_set_again_by_an_operator_is_the_operators():
+    """Bug 3 (with a hypervisor that keeps a target: the fake does): an operator's target
+    within 8 MiB of any target the daemon gave since the balloon last settled was taken
+    for the daemon's own and ignored; the model kept its newer target, the hypervisor the
+    operator's. Fix (loop._target_seen, ManualDetector.target): a read asked for after
+    our last command returned (nothing in flight) can only hold our latest target."""
     h = Harness(FakeHost.of(FakeDomain("a"))).start()  # seed: 32 MiB a step
     for _ in range(2):  # targets 992 then 960; the balloon has not said it got there
         h.put(HostPressure(h.now(), "low"))

@@ -41,6 +41,15 @@ def test_a_target_we_did_not_set_is_the_operators():
     assert d.target("ghost", 600) is None
 
 
+def test_a_read_after_our_last_command_holds_only_our_latest_target():
+    """An older target of ours, read after the newer one returned, was set again by
+    someone else (the loop passes latest_only then)."""
+    d = fresh(768)
+    d.commanded("vm", 704)
+    assert d.target("vm", 768, latest_only=True) == 768
+    assert d.target("vm", 770, latest_only=True) is None  # now the operator's, within slack
+
+
 def test_inflate_then_cancel_is_not_a_deviation():
     """The race seen on the rig: 703, then cancel to 767 while the balloon still shrinks."""
     d = fresh(767)

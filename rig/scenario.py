@@ -42,6 +42,7 @@ class HostSpec:
 
 
 GUEST_DRIVERS = ("patched", "stock", "test")
+LIES = ("flood",)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class VmSpec:
     # A data disk of this many MiB (a sparse raw file on the host) for the page-cache
     # workloads (kinds stream and reread); None: no data disk.
     data_disk_mib: int | None = None
+    # A guest that lies to the host (the trust model's adversary, host/README.md): "flood"
+    # claims critical pressure without pause for the whole workload (the test driver's
+    # msg_flood, so guest_driver = "test"); None: an honest guest.
+    lies: str | None = None
 
 
 # Mode names are also directory names (results/<scenario>/<stamp>/<mode>/): one path
@@ -116,7 +121,7 @@ SCENARIO_SETS = ("tuning", "validation")
 _HOST_KEYS = {"ram_mib", "swap_mib", "overcommit", "thp"}
 THP_MODES = ("keep", "never", "madvise", "always")
 _VM_KEYS = {"name", "memory_mib", "vcpus", "guest_swap_mib", "message_vq", "guest_driver",
-            "data_disk_mib"}
+            "data_disk_mib", "lies"}
 
 
 def _description(text: str) -> str:
@@ -179,6 +184,12 @@ def parse(text: str, name: str) -> Scenario:
         driver = t.get("guest_driver", VmSpec.guest_driver)
         if driver not in GUEST_DRIVERS:
             raise UsageError(f"{vw}: guest_driver must be one of {', '.join(GUEST_DRIVERS)}")
+        lies = t.get("lies")
+        if lies is not None and lies not in LIES:
+            raise UsageError(f"{vw}: lies must be one of {', '.join(LIES)}, got {lies!r}")
+        if lies is not None and driver != "test":
+            raise UsageError(f"{vw}: lies = {lies!r} needs guest_driver = \"test\" (the "
+                             "driver's test-only message interface)")
         vms.append(VmSpec(
             name=vm_name,
             memory_mib=int_in(vw, t, "memory_mib", 0, 128, 1 << 20),
@@ -188,6 +199,7 @@ def parse(text: str, name: str) -> Scenario:
             guest_driver=driver,
             data_disk_mib=(int_in(vw, t, "data_disk_mib", 0, 1, 1 << 20)
                            if "data_disk_mib" in t else None),
+            lies=lies,
         ))
     workload = parse_workload(where, data.get("workload"), vms)
     if workload is not None and host.thp == "keep":

@@ -23,7 +23,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +33,10 @@ import libvirt
 
 from rig.bench import hostcheck, results, run_metrics
 from rig.bench.daemon_proc import DaemonProcess
+from rig.bench.guest_stream import GuestStream
+from rig.bench.liar import flood_script, flooded, stop_command
 from rig.bench.sampler import HOST_VMSTAT, Sampler
-from rig.bench.workload import GuestRun, StreamParser, guest_script
+from rig.bench.workload import guest_script
 from rig.build.bootstrap import Stack, image_for
 from rig.errors import RigError
 from rig.host import lifecycle as host
@@ -76,53 +77,6 @@ class BenchContext:
 
 def qemu_stat_text(rec: vm.VmRecord) -> str:
     return Path(f"/proc/{vm.qemu_pid(rec)}/stat").read_text()
-
-
-# ---- one VM's workload ------------------------------------------------------------------
-
-@dataclass
-class GuestStream:
-    """Runs one VM's schedule over SSH in a thread, parsing as lines arrive."""
-
-    rec: vm.VmRecord
-    script: str
-    raw: Path
-    silence_s: float
-    parser: StreamParser = field(default_factory=StreamParser)
-    status: int | None = None
-    error: str | None = None
-    _thread: threading.Thread | None = None
-
-    def start(self) -> GuestStream:
-        self._thread = threading.Thread(target=self._run, name=f"guest-{self.rec.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        with self.raw.open("w") as raw:
-            def on_line(line: str) -> None:
-                raw.write(line if line.endswith("\n") else line + "\n")
-                raw.flush()
-                self.parser.feed(line)
-
-            try:
-                self.status = vm.ssh_stream(
-                    self.rec, "cat > /tmp/ab-run.sh && sh /tmp/ab-run.sh", on_line,
-                    timeout_s=self.silence_s, stdin=self.script)
-            except Exception as e:
-                self.error = f"{type(e).__name__}: {e}"
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout_s: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
-
-    @property
-    def run(self) -> GuestRun:
-        return self.parser.run
 
 
 # ---- the environment --------------------------------------------------------------------
@@ -370,14 +324,18 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
         script = guest_script(w, sched, binary if sched.kind == "ebizzy" else None,
                               data_dev=vm.data_disk_device(sc.vm(name)))
         streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
+    deadline_s = w.duration_s() * 3 + 300
+    liars = {name: GuestStream(rec, flood_script(deadline_s), out / f"{name}.flood.txt",
+                               silence)
+             for name, rec in recs.items() if sc.vm(name).lies == "flood"}
     sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
                       lambda: {n: s.run.current_step for n, s in streams.items()})
     t0 = time.monotonic()
     sampler.start()
-    deadline = t0 + w.duration_s() * 3 + 300
+    deadline = t0 + deadline_s
     try:
         with ctx.progress.step(f"workload ({w.duration_s():.0f} s of schedule)"):
-            for st in streams.values():
+            for st in (*liars.values(), *streams.values()):
                 st.start()
             next_line = t0 + PROGRESS_PERIOD_S
             while any(st.alive() for st in streams.values()):
@@ -390,6 +348,7 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
                     next_line += PROGRESS_PERIOD_S
                     ctx.progress.info(_status_line(time.monotonic() - t0, streams, sampler, sc))
         elapsed = time.monotonic() - t0
+        _check_liars(liars, recs)
         _snapshot(out, "end", recs, memcg)
         memsw = memcg / "memory.memsw.max_usage_in_bytes"
         results.write_json_atomic(out / "host-memcg.json", {
@@ -403,6 +362,18 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
             ctx.progress.info(f"{name}: workload stream failed: {st.error}")
         for step in st.run.steps:
             (out / f"{name}.{step.kind}-{step.n}.txt").write_text(step.output)
+
+
+def _check_liars(liars: Mapping[str, GuestStream], recs: Mapping[str, vm.VmRecord]) -> None:
+    """Stop each lying guest's flood (the workload is over); each flooded for the whole
+    workload (rig.bench.liar), or the run fails: it would not measure what it says."""
+    for name, st in liars.items():
+        vm.ssh_exec(recs[name], stop_command(), timeout_s=30)
+        st.join(30.0)
+        n = flooded(st.raw.read_text()) if st.raw.exists() else None
+        if n is None or st.status != 0:
+            raise RigError(f"{name}: its pressure flood failed (status {st.status}, "
+                           f"{st.error or 'see ' + str(st.raw)})")
 
 
 def interleave(modes: Sequence[str], runs: int) -> list[tuple[str, int]]:

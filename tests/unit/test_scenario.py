@@ -38,6 +38,10 @@ def test_parse_good():
     s2 = parse(GOOD.replace("vcpus = 2", 'vcpus = 2\nmessage_vq = false\nguest_driver = "stock"'),
                "t")
     assert s2.vms[1].message_vq is False and s2.vms[1].guest_driver == "stock"
+    assert s.vms[1].lies is None
+    s3 = parse(GOOD.replace("vcpus = 2", 'vcpus = 2\nguest_driver = "test"\nlies = "flood"'),
+               "t")
+    assert s3.vms[1].lies == "flood"
 
 
 @pytest.mark.parametrize(
@@ -59,6 +63,8 @@ def test_parse_good():
         (GOOD.replace('name = "vm-a"\n', ""), "name must match"),
         (GOOD.replace("vcpus = 2", 'vcpus = 2\nmessage_vq = "yes"'), "message_vq must be"),
         (GOOD.replace("vcpus = 2", 'vcpus = 2\nguest_driver = "mine"'), "guest_driver must be"),
+        (GOOD.replace("vcpus = 2", 'vcpus = 2\nlies = "always"'), "lies must be one of flood"),
+        (GOOD.replace("vcpus = 2", 'vcpus = 2\nlies = "flood"'), 'needs guest_driver = "test"'),
     ],
 )
 def test_parse_rejects(text, message):

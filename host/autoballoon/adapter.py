@@ -4,9 +4,10 @@ tests' fake both satisfy it, and ``Daemon`` takes a factory of either.
 The threading contract:
 - ``connect``, ``close`` and ``alive`` are called by the decision loop only: only the loop
   opens, replaces or drops the connection;
-- ``set_target`` and ``save_state`` are called by a VM's worker thread (one per VM, so a
-  hung QEMU monitor holds up that VM only); they may block, and raise ``AdapterError``
-  for every failure (no connection, the domain gone or rebooted, any libvirt error);
+- ``set_target``, ``save_state`` and ``set_stats_period`` are called by a VM's worker
+  thread (one per VM, so a hung QEMU monitor holds up that VM only); they may block, and
+  raise ``AdapterError`` for every failure (no connection, the domain gone or rebooted,
+  any libvirt error);
 - ``domain_stats`` (one call for every VM at each stats poll) and ``qemu_pid`` (a local
   file, never libvirt) are called by the stats poller thread, off the decision loop;
   ``domain_stats`` may block, but must not wait for a VM whose monitor is busy (it leaves
@@ -98,6 +99,11 @@ class Adapter(Protocol):
 
     def set_target(self, ref: DomainRef, target_mib: int) -> None:
         """Apply a balloon target to that boot of the domain (libvirt's setMemory)."""
+        ...
+
+    def set_stats_period(self, ref: DomainRef, period_s: int) -> None:
+        """Have the guest refresh its balloon stats every ``period_s`` seconds (libvirt's
+        setMemoryStatsPeriod, live): without it a guest's memoryStats are stale or absent."""
         ...
 
     def domain_stats(self, refs: Sequence[DomainRef]) -> dict[DomainRef, DomainStats]:

@@ -1,10 +1,17 @@
 """autoballoond's configuration: the [daemon] table of its TOML file, then command-line
 overrides, validated before anything starts (ConfigError: one line naming the key and
-what it allows; exit status 2)."""
+what it allows; exit status 2).
+
+The file is ``--config PATH`` (which must exist), else ``DEFAULT_CONFIG`` if it exists
+(``read_config_text``). The defaults fit a stock libvirt host: every running domain
+(``name_pattern`` and ``metadata_ns`` unset), host pressure from PSI on libvirt's default
+partition (``machine.slice``), no metrics."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -37,6 +44,7 @@ KEY_TYPES: dict[str, str] = {
     "pressure_min_interval_s": "number", "pressure_window_us": "int",
     "pressure_thresholds": "table", "tick_s": "number", "stats_period_s": "number",
     "timeline": "str", "control_socket": "str",
+    "metrics_port": "int", "metrics_address": "str", "metrics_textfile": "str",
 }
 _ALLOWED = {"str": "a non-empty string", "number": "a number", "int": "an integer",
             "table": "a table of name = value"}
@@ -45,6 +53,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "tick_s": (0.05, 60), "stats_period_s": (0.5, 3600), "pressure_min_interval_s": (0, 3600),
 }
 PRESSURE_KINDS = (*KINDS, "none")
+#: Read when no --config is given, if it exists.
+DEFAULT_CONFIG = Path("/etc/autoballoon/autoballoond.toml")
 
 
 def _short(value: object) -> str:
@@ -72,7 +82,11 @@ class DaemonConfig:
     policy: str = "auto"
     # Overrides of the policy's parameters (names and defaults in POLICIES.md).
     policy_params: dict[str, Any] = field(default_factory=dict)
-    pressure_kind: str | None = "vmpressure"  # None: no host pressure source
+    # None: no host pressure source. PSI (cgroup v2, every current distribution); on a
+    # cgroup v1 host, vmpressure.
+    pressure_kind: str | None = "psi-cgroup"
+    # None: libvirt's default partition, /sys/fs/cgroup/machine.slice (PSI) or
+    # /sys/fs/cgroup/memory/machine.slice (vmpressure); /proc/pressure/memory (psi-host).
     pressure_path: str | None = None
     # vmpressure fires 100+ times a second under steady reclaim: one host event per
     # interval is what a policy should see (PSI triggers already fire once per window).
@@ -85,11 +99,25 @@ class DaemonConfig:
     stats_period_s: float = 1.0
     timeline: str | None = None
     control_socket: str = "/run/autoballoon/autoballoond.sock"
+    # Prometheus metrics (metrics.py): served over HTTP on this port (None: not served)
+    # and address, and/or rewritten (at most once a second) to this file, for
+    # node_exporter's textfile collector (None: not written).
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    metrics_textfile: str | None = None
+
+    @property
+    def balloon_period_s(self) -> int:
+        """The balloon stats period the daemon sets on each VM (libvirt's
+        setMemoryStatsPeriod): whole seconds, at least 1, no longer than a stats poll's
+        period, so each poll finds figures the guest refreshed since the last one."""
+        return max(1, math.floor(self.stats_period_s))
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is not None or f.name in ("uri", "policy", "control_socket"):
+            if value is not None or f.name in ("uri", "policy", "control_socket",
+                                               "metrics_address"):
                 check_type(f.name, value)
         for key, (lo, hi) in RANGES.items():
             value = getattr(self, key)
@@ -110,6 +138,19 @@ class DaemonConfig:
             raise ConfigError(f"pressure_kind must be one of {', '.join(PRESSURE_KINDS)}, "
                               f"got {_short(self.pressure_kind)}")
         self.pressure_config()
+        self._check_metrics()
+
+    def _check_metrics(self) -> None:
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be in [1, 65535], got {self.metrics_port!r}")
+        try:
+            ipaddress.ip_address(self.metrics_address)
+        except ValueError:
+            raise ConfigError(f"metrics_address must be an IP address (127.0.0.1, ::1, "
+                              f"0.0.0.0), got {_short(self.metrics_address)}") from None
+        if self.metrics_textfile is not None and not self.metrics_textfile.endswith(".prom"):
+            raise ConfigError(f"metrics_textfile must end in .prom (node_exporter's textfile "
+                              f"collector reads only those), got {_short(self.metrics_textfile)}")
 
     def _psi_thresholds(self) -> dict[str, PsiThreshold]:
         thresholds = dict(DEFAULT_PSI_THRESHOLDS)
@@ -197,6 +238,27 @@ def load_config(text: str, overrides: dict[str, Any]) -> DaemonConfig:
     cfg = DaemonConfig(**data)
     cfg.validate()
     return cfg
+
+
+def read_config_text(explicit: Path | None, default: Path | None = DEFAULT_CONFIG
+                     ) -> tuple[str, Path | None]:
+    """The config's text and where it came from: ``explicit`` (--config; it must exist),
+    else ``default`` if it exists (else no file: "", None). Undecodable text is a
+    ConfigError too."""
+    path = explicit
+    if path is None and default is not None and default.exists():
+        path = default
+    if path is None:
+        return "", None
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: create it (an example is "
+                          "host/systemd/autoballoond.toml) or drop --config") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror or e}") from None
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:

@@ -249,6 +249,12 @@ class LibvirtAdapter:
         self._call(ref, "setMemory", lambda d: d.setMemoryFlags(
             target_mib << 10, libvirt.VIR_DOMAIN_AFFECT_LIVE))
 
+    def set_stats_period(self, ref: DomainRef, period_s: int) -> None:
+        """The period the guest refreshes its balloon stats at, on the running domain only
+        (its persistent definition is the operator's)."""
+        self._call(ref, "setMemoryStatsPeriod", lambda d: d.setMemoryStatsPeriod(
+            period_s, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
     def current_mib(self, ref: DomainRef) -> int:
         """libvirt's current memory of the domain: the balloon's size as libvirt last saw it
         (updated by BALLOON_CHANGE; libvirt 9.0 keeps no separate requested target)."""

@@ -12,7 +12,7 @@ and the stats polls on the stats poller (``workers.py``), so a hung QEMU monitor
 decision.
 
 Each loop pass handles every input queued by then (up to the next tick or poll), then
-publishes the snapshot the control socket reads once (``snapshot.py``).
+publishes the snapshot the control socket reads once (``snapshot.py``), then after_pass.
 
 The model is the desired state; the loop converges libvirt to it. A setMemory that failed
 is sent again (the model's target by then) on the next stats poll, so a failed give-back
@@ -107,6 +107,7 @@ class Daemon:
         #: time from its dequeue to its commands handed to the workers) and each stats
         #: poll ("stats poll"): for measurements (rig daemon-scale); None: not measured.
         self.observe: Callable[[str, float], None] | None = None
+        self.after_pass: Callable[[], object] = lambda: None  # at each pass's end (service.py)
         self._publisher = Publisher()
         self._publish()
 
@@ -169,6 +170,7 @@ class Daemon:
             self._input(item)
             item = self.inbox.get(0.0) if self.clock() < due else None
         self._publish()
+        self.after_pass()
 
     def idle(self) -> bool:
         """No input pending, every worker and the poller idle (for tests)."""
@@ -306,8 +308,9 @@ class Daemon:
 
     def _vm_up(self, up: DomainUp) -> None:
         link = self.links.get(up.vm)
-        if link is not None and link.ref == up.ref:
-            return  # reported twice (by connect and by its start event)
+        if link is not None and link.ref == up.ref:  # reported again (at a reconnect, or
+            link.worker.submit(stats_period_s=self.config.balloon_period_s)  # by connect
+            return  # and by its start event): only the stats period is set again
         if link is not None:
             self._vm_gone(up.t, up.vm)  # a new boot: a new VM to the model
         saved = up.saved
@@ -322,9 +325,8 @@ class Daemon:
                   if saved.target_mib is None else saved.target_mib)
         ev = VmAdded(up.t, VmInfo(up.vm, up.max_mib), target, saved.auto_inflated_mib,
                      saved.enabled, saved.manual, up.current_mib)
-        self.links[up.vm] = link = VmLink(up.ref, VmWorker(up.ref, self.adapter, self.put,
-                                                           self.clock),
-                                          SavedState(target), first, target)
+        worker = VmWorker(up.ref, self.adapter, self.put, self.clock, self.config.balloon_period_s)
+        self.links[up.vm] = link = VmLink(up.ref, worker, SavedState(target), first, target)
         self.manual.added(up.vm, target)
         self._feed(ev)
         view = self.model.vm(up.vm)

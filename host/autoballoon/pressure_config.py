@@ -40,8 +40,10 @@ VMPRESSURE_LEVELS: tuple[str, ...] = ("low", "medium", "critical")
 KINDS: tuple[str, ...] = ("vmpressure", "psi-cgroup", "psi-host")
 VMPRESSURE_MODES: tuple[str, ...] = ("default", "hierarchy", "local")
 
-DEFAULT_V1_MEMCG = Path("/sys/fs/cgroup/memory/autoballoon.partition")
-DEFAULT_V2_CGROUP = Path("/sys/fs/cgroup/unified/autoballoon.partition")
+#: libvirt's default resource partition (/machine) is systemd's machine.slice: where every
+#: VM's QEMU runs on a stock host (the rig passes its own partition explicitly).
+DEFAULT_V1_MEMCG = Path("/sys/fs/cgroup/memory/machine.slice")
+DEFAULT_V2_CGROUP = Path("/sys/fs/cgroup/machine.slice")
 PROC_PRESSURE_MEMORY = Path("/proc/pressure/memory")
 
 UNPRIVILEGED_WINDOW_QUANTUM_US = 2_000_000
@@ -115,7 +117,8 @@ class PressureConfig:
 
     ``path``: for vmpressure a cgroup v1 memory cgroup directory; for psi-cgroup a cgroup
     v2 directory (its ``memory.pressure`` is used); for psi-host ``/proc/pressure/memory``
-    or another PSI file. None means the rig's partition (or /proc/pressure/memory).
+    or another PSI file. None means libvirt's default partition, machine.slice (or
+    /proc/pressure/memory).
     ``levels``: None means every level the kind supports.
     ``privileged``: set True only when the process has CAP_SYS_RESOURCE (see
     :func:`has_cap_sys_resource`); otherwise the PSI window must be a multiple of 2 s.

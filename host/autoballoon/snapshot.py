@@ -32,6 +32,8 @@ class Snapshot:
     vms: Mapping[str, VmView] = field(default_factory=dict)
     #: "below" / "above" for the VMs whose balloon no target of ours explains (manual.py)
     deviations: Mapping[str, str] = field(default_factory=dict)
+    #: the host's free memory as the policies see it (HostMemory), once read
+    host_free_mib: int | None = None
 
     def show(self) -> dict[str, Any]:
         """The answer to ``show`` (autoballoonctl's format)."""
@@ -72,7 +74,7 @@ class Publisher:
             else:
                 deviations[name] = deviation
         return Snapshot(policy, model.enabled, dropped_inputs, model.last_host_level,
-                        dict(shown), dict(deviations))
+                        dict(shown), dict(deviations), model.host_free_mib)
 
 
 def answer(request: dict[str, Any], snapshot: Snapshot, put: Callable[[object], None],

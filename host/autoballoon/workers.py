@@ -1,17 +1,20 @@
 """Threads off the decision loop for its blocking calls: one worker per managed VM, and
 one stats poller for all of them.
 
-setMemory and setMetadata go through libvirt to the VM's QEMU monitor; a hung monitor
-blocks them (libvirt gives up on its job lock only after 30 s). Each VM's calls run on
-that VM's worker, so a hung VM holds up its own commands and nothing else.
+setMemory, setMetadata and setMemoryStatsPeriod go through libvirt to the VM's QEMU
+monitor; a hung monitor blocks them (libvirt gives up on its job lock only after 30 s).
+Each VM's calls run on that VM's worker, so a hung VM holds up its own commands and
+nothing else.
 
 A worker holds at most one job, the latest of each kind: a new target replaces one not
 yet sent (the balloon goes where the model wants it now, no backlog builds up behind a
-slow VM), a new state to save replaces an older one. It reports back through the
-daemon's queue: ``CommandDone`` for every setMemory sent (success or failure, with its
-reaction time) and ``SaveFailed``. A stopped worker (its VM went away) drops what it had
-not started; a call in progress ends on its own, and the loop ignores reports of a boot
-it no longer manages.
+slow VM), a new state to save replaces an older one; the balloon stats period goes
+first (a worker sets it when it starts, and again when asked: after a reconnect). It
+reports back through the daemon's queue: ``CommandDone`` for every setMemory sent
+(success or failure, with its reaction time) and ``SaveFailed``; a stats period that
+cannot be set is only logged (the VM's stats may then be stale or missing). A stopped
+worker (its VM went away) drops what it had not started; a call in progress ends on its
+own, and the loop ignores reports of a boot it no longer manages.
 
 The stats poller (``StatsPoller``) does a stats poll for every VM at once: each VM's
 QEMU process size (``VmRss``, read from /proc, before its stats so the model cuts them to
@@ -106,20 +109,21 @@ class Polled:
 class _Job:
     command: Command | None = None
     save: SavedState | None = None
+    stats_period_s: int | None = None
 
     def empty(self) -> bool:
-        return self.command is None and self.save is None
+        return self.command is None and self.save is None and self.stats_period_s is None
 
 
 class VmWorker:
     def __init__(self, ref: DomainRef, adapter: Adapter, report: Callable[[object], None],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], stats_period_s: int | None = None) -> None:
         self.ref = ref
         self.adapter = adapter
         self.report = report
         self.clock = clock
         self._cond = threading.Condition()
-        self._job = _Job()
+        self._job = _Job(stats_period_s=stats_period_s)
         self._busy = False
         self._stopping = False
         self._finish_saves = False
@@ -127,14 +131,16 @@ class VmWorker:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, command: Command | None = None, save: SavedState | None = None
-               ) -> None:
+    def submit(self, command: Command | None = None, save: SavedState | None = None,
+               stats_period_s: int | None = None) -> None:
         """Hand over work (from the loop); never blocks."""
         with self._cond:
             if command is not None:
                 self._job.command = command
             if save is not None:
                 self._job.save = save
+            if stats_period_s is not None:
+                self._job.stats_period_s = stats_period_s
             self._cond.notify()
 
     def idle(self) -> bool:
@@ -172,6 +178,14 @@ class VmWorker:
                     self._busy = False
 
     def _do(self, job: _Job) -> None:
+        if job.stats_period_s is not None:
+            try:
+                self.adapter.set_stats_period(self.ref, job.stats_period_s)
+            except AdapterError as e:
+                log.warning("%s: cannot set its balloon stats period to %d s (its guest "
+                            "stats may be stale or missing; set <stats period='%d'/> in its "
+                            "memballoon): %s", self.ref.name, job.stats_period_s,
+                            job.stats_period_s, e)
         if job.command is not None:
             self._set(job.command)
         if job.save is not None:

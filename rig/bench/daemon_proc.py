@@ -69,7 +69,10 @@ class DaemonProcess:
         return self.workdir / "autoballoond.log"
 
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "autoballoon.daemon", "--metadata-ns", RIG_NS,
+        """Everything the rig's daemon runs with is on its command line: the host's
+        /etc/autoballoon/autoballoond.toml is not read (--no-config), and its pressure
+        source is the rig's partition (the daemon's default is libvirt's machine.slice)."""
+        argv = [sys.executable, "-m", "autoballoon.daemon", "--no-config", "--metadata-ns", RIG_NS,
                 "--policy", self.policy, "--timeline", str(self.timeline),
                 "--control-socket", str(self.socket)]
         if self.pressure == "none" or self.memcg is None:

@@ -186,6 +186,9 @@ class SimAdapter:
         if self.host.events is not None:
             self.host.events.balloon_moves(g, target_mib)
 
+    def set_stats_period(self, ref: DomainRef, period_s: int) -> None:
+        self._guest(ref)  # once per VM at its start: not a cost the simulation measures
+
     def save_state(self, ref: DomainRef, state: SavedState) -> None:
         time.sleep(self.host.latencies.set_metadata_s)
         self._guest(ref).saved = state

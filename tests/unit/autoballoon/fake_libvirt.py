@@ -54,6 +54,9 @@ class FakeHost:
     # setMemory waits for it; until it is set, the domain's stats are left out (NOWAIT)
     hang: dict[str, threading.Event] = field(default_factory=dict)
     set_log: list[tuple[str, int]] = field(default_factory=list)  # successful setMemory
+    # setMemoryStatsPeriod calls that reached a running domain: (vm, domain id, period)
+    period_log: list[tuple[str, int, int]] = field(default_factory=list)
+    fail_period: set[str] = field(default_factory=set)  # the VMs whose period call fails
     adapters: list[FakeAdapter] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,6 +149,14 @@ class FakeAdapter:
             self.host.set_log.append((ref.name, target_mib))
             if ref.name in self.host.stop_after_set:
                 d.running = False  # gone before the metadata can be written
+
+    def set_stats_period(self, ref: DomainRef, period_s: int) -> None:
+        self._domain(ref)
+        if ref.name in self.host.fail_period:
+            raise AdapterError(f"setMemoryStatsPeriod of {ref.name}: Operation not supported: "
+                               "no memory balloon driver")
+        with self.host.lock:
+            self.host.period_log.append((ref.name, ref.domid, period_s))
 
     def domain_stats(self, refs: Sequence[DomainRef]) -> dict[DomainRef, DomainStats]:
         if not self.open:

@@ -147,7 +147,7 @@ def test_a_timeline_that_cannot_be_opened_exits_2_with_one_line(tmp_path, capsys
     monkeypatch.setattr(daemon.Daemon, "run", must_not_run)
     monkeypatch.setattr(daemon.signal, "signal", lambda *_: None)  # keep pytest's handlers
     timeline = tmp_path / where
-    rc = daemon.main(["--uri", "test:///default", "--pressure", "none",
+    rc = daemon.main(["--no-config", "--uri", "test:///default", "--pressure", "none",
                       "--timeline", str(timeline),
                       "--control-socket", str(tmp_path / "c.sock")])
     err = capsys.readouterr().err.strip()

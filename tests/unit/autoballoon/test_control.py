@@ -195,8 +195,8 @@ def test_a_second_daemon_exits_2_with_one_line(server, capsys):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(daemon.Daemon, "run", must_not_run)
         mp.setattr(daemon.signal, "signal", lambda *_: None)  # keep pytest's handlers
-        rc = daemon.main(["--control-socket", str(server.path), "--pressure", "none",
-                          "--uri", "test:///default"])
+        rc = daemon.main(["--no-config", "--control-socket", str(server.path),
+                          "--pressure", "none", "--uri", "test:///default"])
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "another autoballoond" in err, err

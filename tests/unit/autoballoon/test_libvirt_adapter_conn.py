@@ -30,6 +30,7 @@ class FakeDom:
     cur_kib: int = 1024 << 10
     meta: dict[str, str] = field(default_factory=dict)
     busy: bool = False  # another call holds the domain's job (NOWAIT: no guest figures)
+    periods: list[tuple[int, int]] = field(default_factory=list)  # setMemoryStatsPeriod
 
     def name(self) -> str:
         return self._name
@@ -55,6 +56,11 @@ class FakeDom:
     def setMemoryFlags(self, kib: int, _flags: int) -> None:
         self.conn.check()
         self.cur_kib = kib
+
+    def setMemoryStatsPeriod(self, period: int, flags: int) -> int:
+        self.conn.check()
+        self.periods.append((period, flags))
+        return 0
 
     def memoryStats(self) -> dict[str, int]:
         self.conn.check()
@@ -193,6 +199,22 @@ def test_every_libvirt_failure_is_an_adapter_error(conn):
     with pytest.raises(AdapterError, match="restarted"):
         a.set_target(up.ref, 512)
     assert d.cur_kib == 1024 << 10
+
+
+def test_the_stats_period_is_set_on_the_live_domain_and_failures_are_adapter_errors(conn):
+    d = conn.add("a", "u-a", 7)
+    a = adapter([])
+    (up,) = a.connect()
+    a.set_stats_period(up.ref, 2)
+    assert d.periods == [(2, libvirt.VIR_DOMAIN_AFFECT_LIVE)]  # not the persistent config
+    conn.closed = True
+    with pytest.raises(AdapterError, match="setMemoryStatsPeriod of a: .*closed"):
+        a.set_stats_period(up.ref, 2)
+    conn.closed = False
+    d._id = 8  # rebooted since: the period is the new boot's worker's to set
+    with pytest.raises(AdapterError, match="restarted"):
+        a.set_stats_period(up.ref, 2)
+    assert d.periods == [(2, libvirt.VIR_DOMAIN_AFFECT_LIVE)]
 
 
 def test_a_failed_connect_releases_everything(conn):

@@ -311,18 +311,19 @@ def load_scenario(d: Path, name: str, modes: Sequence[str]) -> ScenarioResults:
                            sc.description if sc else "", summaries)
 
 
-def write_matrix_report(d: Path) -> Path:
-    """Write every scenario's own report (report.write_report) and the matrix report,
-    <d>/report/report.md and report.html; return report.md. The text names the matrix
-    directory <results>/matrix/<stamp>, its stamp from matrix.json (so a copy of it
-    reads the same)."""
+def write_matrix_report(d: Path, embed_images: bool = True) -> Path:
+    """Write every scenario's own report (report.write_report, `embed_images` as there)
+    and the matrix report, <d>/report/report.md and report.html; return report.md. The
+    text names the matrix directory <results>/matrix/<stamp>, its stamp from matrix.json
+    (so a copy of it reads the same)."""
     spec = read_spec(d)
     stamp = spec.stamp or d.name
     loaded = []
     for name in spec.scenarios:
         sr = load_scenario(d / name, name, spec.modes)
         if sr.summaries:
-            write_report(d / name, shown_as=f"<results>/matrix/{stamp}/{name}")
+            write_report(d / name, shown_as=f"<results>/matrix/{stamp}/{name}",
+                         embed_images=embed_images)
         loaded.append(sr)
     title, blocks = build(stamp, spec, loaded)
     out = d / REPORT_DIR

@@ -290,9 +290,10 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
 
 
 def write_report(results_dir: Path, baseline: str | None = None,
-                 shown_as: str | None = None) -> Path:
+                 shown_as: str | None = None, embed_images: bool = True) -> Path:
     """Write results_dir/report/report.md, report.html and the PNGs; return report.md.
-    `shown_as`: how the text names results_dir (build)."""
+    `shown_as`: how the text names results_dir (build). `embed_images`: report.html
+    carries the PNGs (self-contained) or, False, links them (document.to_html)."""
     modes = load_results(results_dir)
     chosen = choose_baseline([m.name for m in modes], baseline)
     out = results_dir / REPORT_DIR
@@ -303,6 +304,6 @@ def write_report(results_dir: Path, baseline: str | None = None,
     title, blocks = build(results_dir, modes, chosen, figures, shown_as)
     md = out / "report.md"
     md.write_text(to_markdown(blocks))
-    images = {f: (out / f).read_bytes() for f in figures}
+    images = {f: (out / f).read_bytes() for f in figures} if embed_images else None
     (out / "report.html").write_text(to_html(blocks, title, images))
     return md

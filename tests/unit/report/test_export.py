@@ -124,8 +124,12 @@ def test_export_copies_what_ships_without_machine_paths(source, tmp_path):
     spec = json.loads(texts["matrix.json"])
     assert spec["command"] == "rig matrix --results <results> --scenarios quick"
     assert spec["stamp"] == "20250101T000000"
-    # the reports are rebuilt from the copy, and read as the original's
-    assert (dest / "quick" / "report" / "report.html").is_file()
+    # the reports are rebuilt from the copy, and read as the original's; the pages
+    # link their plots rather than embed them (every shipped file stays small)
+    page = texts["quick/report/report.html"]
+    pngs = sorted(p.name for p in (dest / "quick" / "report").glob("*.png"))
+    assert pngs and all(f'<img src="{n}"' in page for n in pngs)
+    assert "base64" not in page
     assert "# Benchmark matrix: 20250101T000000" in texts["report/report.md"]
     assert "rig report <results>/matrix/20250101T000000/quick" in texts[
         "quick/report/report.md"]

@@ -4,6 +4,7 @@ the numbers come from are copied, and the reports are rebuilt from the copy alon
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -134,6 +135,18 @@ def test_export_copies_what_ships_without_machine_paths(source, tmp_path):
     assert "rig report <results>/matrix/20250101T000000/quick" in texts[
         "quick/report/report.md"]
     assert "matches (42 metrics)" in texts["quick/report/report.md"]
+
+
+def test_every_link_of_the_shipped_reports_resolves(source, tmp_path):
+    dest = tmp_path / "shipped"
+    export(source, dest)
+    pages = sorted(dest.rglob("report.md"))
+    assert len(pages) == 2
+    for page in pages:
+        links = re.findall(r"\]\(([^)#]+)\)", page.read_text())
+        assert links, page
+        for link in links:
+            assert (page.parent / link).is_file(), f"{page.relative_to(dest)}: {link}"
 
 
 def test_export_refuses_a_used_destination(source, tmp_path):

@@ -161,8 +161,10 @@ def _cell(c: str) -> str:
     return f"<strong>{html.escape(inner)}</strong>" if inner != c else html.escape(c)
 
 
-def to_html(blocks: Sequence[Block], title: str, images: Mapping[str, bytes]) -> str:
-    """One self-contained page: inline CSS, PNGs as data: URIs, no script, no network."""
+def to_html(blocks: Sequence[Block], title: str, images: Mapping[str, bytes] | None) -> str:
+    """One page: inline CSS, no script, no network. With `images` (file name -> PNG
+    bytes) self-contained, the PNGs as data: URIs; with None the page links each image
+    by its file name, next to the page (an export, where the page stays small)."""
     body: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
@@ -186,8 +188,9 @@ def to_html(blocks: Sequence[Block], title: str, images: Mapping[str, bytes]) ->
             rows.append("</tbody></table>")
             body.append("\n".join(rows))
         else:
-            data = base64.b64encode(images[b.file]).decode("ascii")
-            body.append(f'<figure><img src="data:image/png;base64,{data}" '
+            src = (html.escape(b.file) if images is None else "data:image/png;base64,"
+                   + base64.b64encode(images[b.file]).decode("ascii"))
+            body.append(f'<figure><img src="{src}" '
                         f'alt="{html.escape(b.alt)}"><figcaption>{html.escape(b.alt)}'
                         "</figcaption></figure>")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -228,9 +228,10 @@ def scenario_section(sr: ScenarioResults) -> list[Block]:
         b.append(Para("No results yet."))
         return b
     rep = f"{sr.name}/{REPORT_DIR}/report"
+    link = f"../{rep}"  # from <matrix>/report/, where this report is
     b.append(Para(f"Its results are in `{sr.name}/` (a `rig bench` results directory); "
                   f"its full report, with plots, the environment and the raw-file check: "
-                  f"[{rep}.md]({rep}.md) ([HTML]({rep}.html))."))
+                  f"[{rep}.md]({link}.md) ([HTML]({link}.html))."))
     b.append(table(tables.HOST_HEADERS, tables.host_rows(summaries),
                    "Host swap (pages; mean of runs)"))
     b.append(table(tables.vm_headers(summaries), tables.vm_rows(summaries),
@@ -311,18 +312,21 @@ def load_scenario(d: Path, name: str, modes: Sequence[str]) -> ScenarioResults:
                            sc.description if sc else "", summaries)
 
 
-def write_matrix_report(d: Path) -> Path:
-    """Write every scenario's own report (report.write_report) and the matrix report,
-    <d>/report/report.md and report.html; return report.md. The text names the matrix
-    directory <results>/matrix/<stamp>, its stamp from matrix.json (so a copy of it
-    reads the same)."""
+def write_matrix_report(d: Path, embed_images: bool = True,
+                        timeline_runs: int | None = None) -> Path:
+    """Write every scenario's own report (report.write_report, `embed_images` and
+    `timeline_runs` as there)
+    and the matrix report, <d>/report/report.md and report.html; return report.md. The
+    text names the matrix directory <results>/matrix/<stamp>, its stamp from matrix.json
+    (so a copy of it reads the same)."""
     spec = read_spec(d)
     stamp = spec.stamp or d.name
     loaded = []
     for name in spec.scenarios:
         sr = load_scenario(d / name, name, spec.modes)
         if sr.summaries:
-            write_report(d / name, shown_as=f"<results>/matrix/{stamp}/{name}")
+            write_report(d / name, shown_as=f"<results>/matrix/{stamp}/{name}",
+                         embed_images=embed_images, timeline_runs=timeline_runs)
         loaded.append(sr)
     title, blocks = build(stamp, spec, loaded)
     out = d / REPORT_DIR

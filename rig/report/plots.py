@@ -237,8 +237,10 @@ def plot_steps(rates: Mapping[str, Sequence[StepRate]], title: str, path: Path,
     _save(fig, path)
 
 
-def draw_figures(results_dir: Path, modes: Sequence[ModeInfo], out: Path) -> dict[str, str]:
-    """Draw every PNG into `out`; file name -> caption, in report order."""
+def draw_figures(results_dir: Path, modes: Sequence[ModeInfo], out: Path,
+                 timeline_runs: int | None = None) -> dict[str, str]:
+    """Draw every PNG into `out`; file name -> caption, in report order. A timeline for
+    each run, or for each mode's first ``timeline_runs`` runs only (an export)."""
     figures: dict[str, str] = {}
     vms = all_vms(modes)
     all_rates: dict[str, dict[str, list[StepRate]]] = {}
@@ -258,7 +260,7 @@ def draw_figures(results_dir: Path, modes: Sequence[ModeInfo], out: Path) -> dic
             plot_steps(rates, f"{m.name}: ebizzy records/s per step (mean of {n} run(s))",
                        out / name, ymax)
             figures[name] = f"{m.name}: ebizzy records/s per step and VM"
-        for r in m.runs:
+        for r in m.runs[:timeline_runs]:
             rd = results_dir / m.name / f"{results.RUN_PREFIX}{r.n}"
             samples = read_jsonl(rd / "samples.jsonl")
             if not samples:

@@ -290,19 +290,22 @@ def build(results_dir: Path, modes: Sequence[ModeInfo], baseline: str,
 
 
 def write_report(results_dir: Path, baseline: str | None = None,
-                 shown_as: str | None = None) -> Path:
+                 shown_as: str | None = None, embed_images: bool = True,
+                 timeline_runs: int | None = None) -> Path:
     """Write results_dir/report/report.md, report.html and the PNGs; return report.md.
-    `shown_as`: how the text names results_dir (build)."""
+    `shown_as`: how the text names results_dir (build). `embed_images`: report.html
+    carries the PNGs (self-contained) or, False, links them (document.to_html).
+    `timeline_runs`: plot the timelines of each mode's first runs only (None: all)."""
     modes = load_results(results_dir)
     chosen = choose_baseline([m.name for m in modes], baseline)
     out = results_dir / REPORT_DIR
     out.mkdir(exist_ok=True)
     for old in (*out.glob("timeline-*.png"), *out.glob("ebizzy-*.png")):
         old.unlink()
-    figures = draw_figures(results_dir, modes, out)
+    figures = draw_figures(results_dir, modes, out, timeline_runs)
     title, blocks = build(results_dir, modes, chosen, figures, shown_as)
     md = out / "report.md"
     md.write_text(to_markdown(blocks))
-    images = {f: (out / f).read_bytes() for f in figures}
+    images = {f: (out / f).read_bytes() for f in figures} if embed_images else None
     (out / "report.html").write_text(to_html(blocks, title, images))
     return md

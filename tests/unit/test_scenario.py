@@ -291,10 +291,19 @@ def test_existing_scenarios_are_ebizzy_schedules_as_before():
      "none: set data_disk_mib in its"),
 ])
 def test_workload_kind_rejects(old, new, message):
-    text = KINDS.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1)
-    assert old in text
+    assert old in _unlimited(KINDS)
+    _refused(_unlimited(KINDS).replace(old, new, 1), message)
+
+
+def _unlimited(text: str) -> str:
+    """The scenario with overcommit unlimited (its VMs need not fit the host)."""
+    return text.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1)
+
+
+def _refused(text: str, message: str) -> None:
+    """parse refuses `text` with one line matching `message`."""
     with pytest.raises(UsageError, match=message) as e:
-        parse(text.replace(old, new, 1), "t")
+        parse(text, "t")
     assert "\n" not in str(e.value)
 
 
@@ -306,7 +315,4 @@ def test_workload_kind_rejects(old, new, message):
      "none"),
 ])
 def test_stream_rejects(old, new, message):
-    text = STREAM.replace("swap_mib = 1024", 'swap_mib = 1024\novercommit = "unlimited"', 1)
-    with pytest.raises(UsageError, match=message) as e:
-        parse(text.replace(old, new, 1), "t")
-    assert "\n" not in str(e.value)
+    _refused(_unlimited(STREAM).replace(old, new, 1), message)

@@ -27,6 +27,8 @@ def test_markdown_and_html_renderers():
     assert '<td class="n">1,234</td>' in page and "<td>a|b</td>" in page
     assert 'src="data:image/png;base64,iVBORw=="' in page
     assert "<script" not in page and "http" not in page.replace('lang="en"', "")
+    linked = to_html(blocks, "T", None)  # an export's page: the PNG beside it
+    assert '<img src="f.png" alt="a plot">' in linked and "base64" not in linked
 
 
 def test_markdown_table_alignment():

@@ -4,6 +4,7 @@ the numbers come from are copied, and the reports are rebuilt from the copy alon
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -124,12 +125,28 @@ def test_export_copies_what_ships_without_machine_paths(source, tmp_path):
     spec = json.loads(texts["matrix.json"])
     assert spec["command"] == "rig matrix --results <results> --scenarios quick"
     assert spec["stamp"] == "20250101T000000"
-    # the reports are rebuilt from the copy, and read as the original's
-    assert (dest / "quick" / "report" / "report.html").is_file()
+    # the reports are rebuilt from the copy, and read as the original's; the pages
+    # link their plots rather than embed them (every shipped file stays small)
+    page = texts["quick/report/report.html"]
+    pngs = sorted(p.name for p in (dest / "quick" / "report").glob("*.png"))
+    assert pngs and all(f'<img src="{n}"' in page for n in pngs)
+    assert "base64" not in page
     assert "# Benchmark matrix: 20250101T000000" in texts["report/report.md"]
     assert "rig report <results>/matrix/20250101T000000/quick" in texts[
         "quick/report/report.md"]
     assert "matches (42 metrics)" in texts["quick/report/report.md"]
+
+
+def test_every_link_of_the_shipped_reports_resolves(source, tmp_path):
+    dest = tmp_path / "shipped"
+    export(source, dest)
+    pages = sorted(dest.rglob("report.md"))
+    assert len(pages) == 2
+    for page in pages:
+        links = re.findall(r"\]\(([^)#]+)\)", page.read_text())
+        assert links, page
+        for link in links:
+            assert (page.parent / link).is_file(), f"{page.relative_to(dest)}: {link}"
 
 
 def test_export_refuses_a_used_destination(source, tmp_path):

@@ -156,7 +156,7 @@ def test_the_document_has_the_matrix_at_the_top_and_a_section_per_scenario():
     assert rows[5][:2] == ["idle", "host swap-out (pages)"]
     assert "rig matrix --scenarios quick idle cache --modes vanilla auto " in md
     assert "rig matrix-report <results>/matrix/20250101T000000" in md
-    assert "[quick/report/report.md](quick/report/report.md)" in md
+    assert "[quick/report/report.md](../quick/report/report.md)" in md  # from report/
     assert "No results yet." in md and "median over the mode's complete runs" in md
     assert not MACHINE_PATH.search(md)
     assert mx.matrix_markdown([QUICK], MODES).startswith("Each value is the median")
@@ -184,7 +184,7 @@ def test_write_matrix_report(golden_matrix, tmp_path):
         assert str(tmp_path) not in text and not MACHINE_PATH.search(text)
     assert "| quick    | host swap-out (pages)" in md
     assert "118,352" in md and "## cache (validation set)" not in md  # set unknown: no toml
-    assert '<a href="quick/report/report.html">HTML</a>' in page
+    assert '<a href="../quick/report/report.html">HTML</a>' in page
     assert "<strong>" in page
     own = (d / "quick" / "report" / "report.md").read_text()
     assert own.startswith("# Benchmark report: quick, 20250101T000000\n")

@@ -1,6 +1,7 @@
 """Reports: the document assembled from the results (overview, environment), and a golden
 results directory whose report must show the numbers its raw files give."""
 
+import json
 import re
 import shutil
 import struct
@@ -301,3 +302,21 @@ def test_auto_is_also_compared_with_free_page_reporting(tmp_path):
     assert re.search(r"\| metric +\| +free-page-reporting +\| +auto +\|", md)
     # with free page reporting as the baseline there is no second comparison
     assert "## Against" not in write_report(d, "free-page-reporting").read_text()
+
+
+def test_an_export_plots_the_first_runs_timelines_only(tmp_path):
+    """timeline_runs=1 (rig.report.export): one timeline per mode, linked, not embedded."""
+    d = tmp_path / "quick" / "golden"
+    shutil.copytree(GOLDEN, d)
+    run2 = d / "auto" / "run-2"
+    shutil.copytree(d / "auto" / "run-1", run2)
+    summary = json.loads((run2 / "summary.json").read_text())
+    (run2 / "summary.json").write_text(json.dumps({**summary, "run": 2}))
+    write_report(d)
+    assert (d / "report" / "timeline-auto-run-2.png").is_file()
+    md = write_report(d, embed_images=False, timeline_runs=1).read_text()
+    pngs = sorted(p.name for p in (d / "report").glob("timeline-*.png"))
+    assert pngs == ["timeline-auto-run-1.png", "timeline-vanilla-run-1.png"]
+    assert "timeline-auto-run-2.png" not in md
+    page = (d / "report" / "report.html").read_text()
+    assert '<img src="timeline-auto-run-1.png"' in page and "base64" not in page

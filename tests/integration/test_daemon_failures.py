@@ -72,19 +72,25 @@ def two_vms(layout, stack, tmp_path: Path) -> Iterator[tuple[dict, Path, Path]]:
     cgroup, a work directory; everything torn down afterwards."""
     sc = scenario.parse(TWO, "daemon-failures")
     with host.session(layout, sc.host, Progress()) as host_rec:
-        conn = vm.connect()
         recs: dict[str, vm.VmRecord] = {}
         try:
-            for spec in sc.vms:
-                recs[spec.name] = vm.up(conn, layout, sc, spec, host_rec, stack.image,
-                                        stack.qemu.binary)
+            conn = vm.connect()
+            try:
+                for spec in sc.vms:
+                    recs[spec.name] = vm.up(conn, layout, sc, spec, host_rec, stack.image,
+                                            stack.qemu.binary)
+            finally:
+                conn.close()
             for rec in recs.values():
                 vm.wait_ssh(rec, timeout_s=120)
             yield recs, Path(host_rec.memory_cgroup), tmp_path
         finally:
-            for spec in sc.vms:
-                vm.down(conn, layout, spec.name)
-            conn.close()
+            conn = vm.connect()  # a new one: a test may have restarted libvirtd
+            try:
+                for spec in sc.vms:
+                    vm.down(conn, layout, spec.name)
+            finally:
+                conn.close()
 
 
 def _commands(d: DaemonProcess, name: str, cause: str = "") -> list[dict]:

@@ -19,6 +19,8 @@ class GuestStream:
     script: str
     raw: Path
     silence_s: float
+    #: Where the script is written in the guest: one path per concurrent stream.
+    remote: str = "/tmp/ab-run.sh"
     parser: StreamParser = field(default_factory=StreamParser)
     status: int | None = None
     error: str | None = None
@@ -39,7 +41,7 @@ class GuestStream:
 
             try:
                 self.status = vm.ssh_stream(
-                    self.rec, "cat > /tmp/ab-run.sh && sh /tmp/ab-run.sh", on_line,
+                    self.rec, f"cat > {self.remote} && sh {self.remote}", on_line,
                     timeout_s=self.silence_s, stdin=self.script)
             except Exception as e:
                 self.error = f"{type(e).__name__}: {e}"

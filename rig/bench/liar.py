@@ -5,8 +5,9 @@ It writes to the test driver's debugfs ``msg_flood`` (guest-driver/patches/0005:
 N queues N well-formed critical PRESSURE messages) ``FLOOD_BURST`` messages every
 ``FLOOD_PERIOD_S`` from the workload's start until the host creates ``STOP_FILE`` in the
 guest at its end (``stop_command``; at most ``max_s``), then prints ``@@flood N`` (the
-messages it queued). Without the interface (not the test driver) it prints ``@@flood-error`` and
-exits 2: a run whose liar did not lie measures nothing of what it claims to.
+messages it queued; ``@@flooding N`` lines on the way). Without the interface (not the
+test driver) it prints ``@@flood-error`` and exits 2: a run whose liar did not lie
+measures nothing of what it claims to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ FLOOD_BURST = 20
 FLOOD_PERIOD_S = 0.2
 FLOOD_ERROR = "@@flood-error"
 STOP_FILE = "/tmp/ab-flood.stop"
+#: Where the script is written in the guest (the workload's own script is beside it).
+FLOOD_REMOTE = "/tmp/ab-flood.sh"
+#: A progress line every this many messages (the host's stream allows only so much
+#: silence): "@@flooding N".
+FLOOD_REPORT_EVERY = 500
 
 
 def flood_script(max_s: float) -> str:
@@ -36,6 +42,7 @@ n=0
 while [ ! -e {STOP_FILE} ] && [ "$(date +%s)" -lt "$end" ]; do
   echo {FLOOD_BURST} > "$dir/msg_flood" || exit 2
   n=$((n + {FLOOD_BURST}))
+  if [ $((n % {FLOOD_REPORT_EVERY})) -eq 0 ]; then echo "@@flooding $n"; fi
   sleep {FLOOD_PERIOD_S}
 done
 echo "@@flood $n"
@@ -55,5 +62,6 @@ def flooded(output: str) -> int | None:
     return None
 
 
-__all__ = ["FLOOD_BURST", "FLOOD_ERROR", "FLOOD_PERIOD_S", "STOP_FILE", "flood_script",
+__all__ = ["FLOOD_BURST", "FLOOD_ERROR", "FLOOD_PERIOD_S", "FLOOD_REMOTE",
+           "FLOOD_REPORT_EVERY", "STOP_FILE", "flood_script",
            "flooded", "stop_command"]

@@ -34,7 +34,7 @@ import libvirt
 from rig.bench import hostcheck, results, run_metrics
 from rig.bench.daemon_proc import DaemonProcess
 from rig.bench.guest_stream import GuestStream
-from rig.bench.liar import flood_script, flooded, stop_command
+from rig.bench.liar import FLOOD_REMOTE, flood_script, flooded, stop_command
 from rig.bench.sampler import HOST_VMSTAT, Sampler
 from rig.bench.workload import guest_script
 from rig.build.bootstrap import Stack, image_for
@@ -326,7 +326,7 @@ def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: 
         streams[name] = GuestStream(rec, script, out / f"{name}.stream.txt", silence)
     deadline_s = w.duration_s() * 3 + 300
     liars = {name: GuestStream(rec, flood_script(deadline_s), out / f"{name}.flood.txt",
-                               silence)
+                               silence, remote=FLOOD_REMOTE)
              for name, rec in recs.items() if sc.vm(name).lies == "flood"}
     sampler = Sampler(out / "samples.jsonl", memcg, {n: r.domain for n, r in recs.items()},
                       lambda: {n: s.run.current_step for n, s in streams.items()})

@@ -1,6 +1,6 @@
 """The `rig daemon-scale` command (rig.cli wires it in).
 
-    rig daemon-scale [--vms N ...] [--seconds S] [--results DIR]
+    rig daemon-scale [--vms N ...] [--seconds S] [--timeline] [--results DIR]
 
 autoballoond's decision time per input (p50, p99) and CPU (percent of one core) against
 a simulated host of N VMs, for each N (rig/bench/daemon_scale.py says how). No VM, no
@@ -28,6 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    metavar="N", help="host sizes to measure (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=SECONDS,
                    help="seconds measured per size, after a warm-up (default: %(default)s)")
+    p.add_argument("--timeline", action="store_true",
+                   help="the daemon writes a timeline (to /dev/null), as the rig runs it; "
+                   "default: none, as a host runs it")
     p.add_argument("--results", type=Path, default=Path("results"),
                    help="results root (default: ./results); the JSON goes to "
                    "<results>/daemon-scale/<stamp>/")
@@ -42,7 +45,7 @@ def dispatch(args: argparse.Namespace, progress: Progress) -> int:
         raise UsageError("--seconds must be more than 0")
     command = " ".join(["rig", *sys.argv[1:]])
     results, out = daemon_scale.run(args.vms, args.seconds, args.results, command,
-                                    progress.info)
+                                    progress.info, timeline=args.timeline)
     print(daemon_scale.table(results))
     print(f"{daemon_scale.RESULT_JSON} in {out}")
     return 0

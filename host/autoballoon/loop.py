@@ -215,7 +215,8 @@ class Daemon:
 
     def _feed(self, ev: object) -> None:
         """One model input: to the timeline, through the model, commands to the workers."""
-        self.timeline.write("input", **event_fields(ev))
+        if self.timeline.active:  # a poll's 500 inputs a second: not built for nothing
+            self.timeline.write("input", **event_fields(ev))
         if isinstance(ev, SetPolicy):
             self.policy_name = ev.policy.name
         name = getattr(ev, "vm", None)

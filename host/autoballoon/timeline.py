@@ -39,6 +39,11 @@ class Timeline:
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    @property
+    def active(self) -> bool:
+        """Whether records go anywhere (callers skip building them otherwise)."""
+        return self.out is not None
+
     def write(self, kind: str, **fields: Any) -> None:
         if self.out is None:
             return

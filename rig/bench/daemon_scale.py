@@ -119,7 +119,8 @@ def table(results: Iterable[SizeResult]) -> str:
 
 
 def to_json(results: list[SizeResult], *, seconds: float, warmup_s: float,
-            latencies: Latencies, rates: Rates, command: str) -> dict[str, Any]:
+            latencies: Latencies, rates: Rates, command: str,
+            timeline: bool = False) -> dict[str, Any]:
     """The JSON document of a run: the rows, their breakdowns, what was simulated and
     where it ran (a niced or busy machine's numbers are no measurement of the daemon)."""
     return {
@@ -129,6 +130,7 @@ def to_json(results: list[SizeResult], *, seconds: float, warmup_s: float,
                     "nice": os.nice(0), "python": sys.version.split()[0]},
         "seconds": seconds,
         "warmup_s": warmup_s,
+        "timeline": timeline,
         "targets": {"vms": TARGET_VMS, "p99_ms": TARGET_P99_MS,
                     "cpu_percent": TARGET_CPU_PERCENT},
         "latencies": dataclasses.asdict(latencies),
@@ -171,8 +173,10 @@ def thread_group(t: threading.Thread) -> str:
 
 def measure(vms: int, seconds: float, warmup_s: float = WARMUP_S,
             latencies: Latencies | None = None, rates: Rates | None = None,
-            seed: int = 0) -> SizeResult:
-    """One size: a daemon on a simulated host of ``vms`` VMs, ``seconds`` measured."""
+            seed: int = 0, timeline: bool = False) -> SizeResult:
+    """One size: a daemon on a simulated host of ``vms`` VMs, ``seconds`` measured; as a
+    host runs it (no timeline) or, ``timeline``, writing one (to /dev/null: its encoding,
+    not the disk)."""
     latencies, rates = latencies or Latencies(), rates or Rates()
     with tempfile.TemporaryDirectory(prefix="daemon-scale-") as tmp, \
             open(os.devnull, "w") as devnull:
@@ -180,7 +184,8 @@ def measure(vms: int, seconds: float, warmup_s: float = WARMUP_S,
         config = DaemonConfig(uri="sim:///", policy="auto", pressure_kind=None, tick_s=1.0,
                               stats_period_s=1.0)
         before = set(threading.enumerate())
-        daemon = Daemon(config, Timeline(devnull), adapter_factory=host.factory)
+        daemon = Daemon(config, Timeline(devnull if timeline else None),
+                        adapter_factory=host.factory)
         daemon.proc = host.proc_dir
         loop = threading.Thread(target=daemon.run, name="autoballoond-loop", daemon=True)
         loop.start()
@@ -220,18 +225,18 @@ def _wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def run(sizes: Iterable[int], seconds: float, results_root: Path, command: str,
-        progress: Callable[[str], None] = print, warmup_s: float = WARMUP_S
-        ) -> tuple[list[SizeResult], Path]:
+        progress: Callable[[str], None] = print, warmup_s: float = WARMUP_S,
+        timeline: bool = False) -> tuple[list[SizeResult], Path]:
     """Every size in turn; the JSON under ``results_root``/daemon-scale/<stamp>/."""
     latencies, rates = Latencies(), Rates()
     results = []
     for n in sizes:
         progress(f"daemon-scale: {n} VMs, {warmup_s:.0f} s warm-up + {seconds:.0f} s")
-        results.append(measure(n, seconds, warmup_s, latencies, rates))
+        results.append(measure(n, seconds, warmup_s, latencies, rates, timeline=timeline))
     out = results_root / "daemon-scale" / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     doc = to_json(results, seconds=seconds, warmup_s=warmup_s, latencies=latencies,
-                  rates=rates, command=command)
+                  rates=rates, command=command, timeline=timeline)
     (out / RESULT_JSON).write_text(json.dumps(doc, indent=2) + "\n")
     return results, out
 

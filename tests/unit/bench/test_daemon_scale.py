@@ -118,14 +118,14 @@ def test_the_command_prints_the_table_and_where_the_json_is(monkeypatch, capsys,
                                                             tmp_path: Path):
     seen = {}
 
-    def fake_run(sizes, seconds, root, command, progress):
-        seen.update(sizes=list(sizes), seconds=seconds, root=root)
+    def fake_run(sizes, seconds, root, command, progress, timeline):
+        seen.update(sizes=list(sizes), seconds=seconds, root=root, timeline=timeline)
         out = root / "daemon-scale" / "stamp"
         return [ds.summarize(n, seconds, [], {"loop": 0.0}) for n in sizes], out
     monkeypatch.setattr(ds, "run", fake_run)
     assert main(["daemon-scale", "--vms", "10", "500", "--seconds", "2",
                  "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert seen == {"sizes": [10, 500], "seconds": 2.0, "root": tmp_path}
+    assert seen == {"sizes": [10, 500], "seconds": 2.0, "root": tmp_path, "timeline": False}
     assert out.splitlines()[0].split()[0] == "VMs" and "500" in out
     assert f"daemon-scale.json in {tmp_path}/daemon-scale/stamp" in out

@@ -23,8 +23,7 @@ A11 claims budget: a guest's claims (pressure, swap-in) exempt its VM from takin
 A12 under the model's host critical override (sustained critical pressure), claims exempt
    no VM and the A1 floor is at most the VM's hard floor.
 A13 a pressure message its guest's own fresh stats contradict (usable memory of at least
-   ``contradiction_margins`` margins) buys nothing: no release, the exemption in progress
-   ends, and it costs ``refuted_charge_s`` of the A11 budget.
+   ``contradiction_margins`` margins) buys nothing: no release, no exemption.
 """
 
 from __future__ import annotations
@@ -98,9 +97,6 @@ class AutoParams:
     # critical kept a whole quick run out of reach within A11's budget).
     contradiction_margins: float = 2.0
     contradiction_max_age_s: float = 3.0
-    # ... and each such message spends this much of A11's budget: a guest that keeps
-    # claiming what its stats refute loses its credit (12 refuted messages: all of it).
-    refuted_charge_s: float = 10.0
 
 
 @dataclass
@@ -261,11 +257,8 @@ class AutoPolicy(Policy):
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
         state = automated_vm(view, vm)
-        if state is None:
-            return []
-        if self.contradicted(state, now):  # A13
-            self._claims.refute(vm, now, self.params.refuted_charge_s)
-            return []
+        if state is None or self.contradicted(state, now):
+            return []  # A13
         if not self._claims.grant(vm, now, self.params.hysteresis_s):
             return []  # A11: a claim beyond the budget buys nothing
         return self.release(state, level, f"guest pressure {level}")

@@ -404,23 +404,3 @@ def test_a13_only_fresh_stats_contradict():
     drive(model, HostPressure(0, "medium"))
     stats(model, 1, "a", usable=600)
     assert drive(model, GuestPressure(4.5, "a", "critical")) != []  # 3.5 s old: not evidence
-
-
-def test_a13_refuted_messages_end_the_exemption_and_spend_the_budget():
-    """A liar's plausible message (usable under 2 margins) exempts it; a refuted one ends
-    that at once; 12 refuted messages spend all of A11's 120 s, so a later plausible one
-    buys nothing."""
-    model = make(("a", 2048, 2048), ("b", 2048, 2048))
-    drive(model, HostPressure(0, "medium"))
-    stats(model, 1, "a", usable=150)
-    assert drive(model, GuestPressure(1.5, "a", "critical"))  # believed: released, exempt
-    assert model.policy.exempt("a", 2)
-    stats(model, 2, "a", usable=900)
-    assert drive(model, GuestPressure(2.5, "a", "critical")) == []
-    assert not model.policy.exempt("a", 2.6)  # refuted: its exemption ended
-    for i in range(12):
-        stats(model, 3 + i / 2, "a", usable=900)
-        assert drive(model, GuestPressure(3.2 + i / 2, "a", "critical")) == []
-    assert model.policy._claims.left("a", 10) == 0
-    stats(model, 10, "a", usable=150)
-    assert drive(model, GuestPressure(10.5, "a", "critical")) == []  # no credit left

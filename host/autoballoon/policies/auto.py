@@ -22,8 +22,6 @@ A11 claims budget: a guest's claims (pressure, swap-in) exempt its VM from takin
    and release memory (A6, A7) for at most ``claim_budget_s`` per ``claim_window_s``.
 A12 under the model's host critical override (sustained critical pressure), claims exempt
    no VM and the A1 floor is at most the VM's hard floor.
-A13 a pressure message its guest's own fresh stats contradict (usable memory of at least
-   ``contradiction_margins`` margins) buys nothing: no release, no exemption.
 """
 
 from __future__ import annotations
@@ -92,11 +90,6 @@ class AutoParams:
     # in any window of claim_window_s (a message every 20 s kept a guest exempt forever).
     claim_budget_s: float = 120.0
     claim_window_s: float = 600.0
-    # A13: a message is contradicted by stats at most this old showing at least this many
-    # margins usable (a guest out of memory has less than one; a lying guest flooding
-    # critical kept a whole quick run out of reach within A11's budget).
-    contradiction_margins: float = 2.0
-    contradiction_max_age_s: float = 3.0
 
 
 @dataclass
@@ -257,19 +250,9 @@ class AutoPolicy(Policy):
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
         state = automated_vm(view, vm)
-        if state is None or self.contradicted(state, now):
-            return []  # A13
-        if not self._claims.grant(vm, now, self.params.hysteresis_s):
+        if state is None or not self._claims.grant(vm, now, self.params.hysteresis_s):
             return []  # A11: a claim beyond the budget buys nothing
         return self.release(state, level, f"guest pressure {level}")
-
-    def contradicted(self, vm: VmView, now: float) -> bool:
-        """A13: whether ``vm``'s fresh stats show memory a guest under pressure lacks."""
-        p = self.params
-        usable = vm.stats.get("usable")
-        return (usable is not None and vm.stats_t is not None
-                and now - vm.stats_t <= p.contradiction_max_age_s
-                and usable >= p.contradiction_margins * self.margin(vm))
 
     def on_stats(self, view: ModelView, vm: str, now: float) -> list[TargetChange]:
         if vm in view.vms:

@@ -130,6 +130,18 @@ def create_partition(plan: PartitionPlan, on_created: Callable[[Path], None]) ->
         f.write_text(v)
 
 
+def tree_procs(d: Path) -> list[int]:
+    """Every process in cgroup `d` and the cgroups below it (libvirt puts each QEMU in a
+    child of the partition, never in the partition itself)."""
+    pids: list[int] = []
+    for procs in sorted(d.rglob("cgroup.procs")):
+        try:
+            pids += [int(p) for p in procs.read_text().split()]
+        except FileNotFoundError:
+            continue  # the cgroup went away while we looked
+    return pids
+
+
 def remove_dir(d: Path, deadline_s: float = 20.0) -> None:
     """rmdir a cgroup, polling while it is still busy (processes leaving, libvirt cleaning)."""
     end = time.monotonic() + deadline_s

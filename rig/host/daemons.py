@@ -28,7 +28,7 @@ class Daemon:
     start_ticks: int
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -49,7 +49,7 @@ def find_running(name: str) -> int | None:
 
 
 def is_alive(d: Daemon) -> bool:
-    return _start_ticks(d.pid) == d.start_ticks
+    return start_ticks(d.pid) == d.start_ticks
 
 
 def _poll(what: str, check: Callable[[], object], timeout_s: float) -> None:
@@ -78,7 +78,7 @@ def start(name: str) -> Daemon:
     _poll(f"{name} to write {pidfile}", lambda: pidfile.exists() and pidfile.read_text().strip(),
           15)
     pid = int(pidfile.read_text().strip())
-    ticks = _start_ticks(pid)
+    ticks = start_ticks(pid)
     if ticks is None:
         raise RigError(f"{name} exited right after start; see its log in /var/log/libvirt")
     if name == "libvirtd":

@@ -5,6 +5,10 @@ the resource partition cgroup with the host's RAM as its limit, a swapfile, and 
 accelerator decision. Every change is appended to a record file the moment it is made,
 so `host down` (or the cleanup of an interrupted `host up`) reverts exactly what was done
 and nothing else.
+
+A record whose host no longer exists (the machine rebooted, or the run that wrote it was
+killed with its daemons) is stale: `host up` says so, cleans up what is left of it with the
+same `host down`, and goes on. A record whose host may still be in use is never touched.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class HostRecord:
     kvm_perms: dict[str, int] | None = None
     thp_enabled: str = ""
     thp_restore: str = ""  # the THP mode to put back on `host down` ("" = untouched)
+    boot_id: str = ""  # the machine boot the record belongs to ("" = written before it was kept)
+    owner: dict[str, int] | None = None  # the process running `host up` (pid, start_ticks)
+    complete: bool = False  # `host up` finished
 
     @classmethod
     def load(cls, path: Path) -> HostRecord | None:
@@ -69,6 +76,61 @@ class HostRecord:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.replace(path)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What is still alive of a recorded host, read from the machine."""
+
+    boot_id: str
+    owner_alive: bool  # the process that ran `host up`
+    daemons_alive: tuple[bool, ...]  # per recorded daemon, in the record's order
+    memcg_exists: bool
+    memcg_tasks: int  # processes in the partition's memory cgroup tree (QEMUs sit below it)
+
+
+def stale_reason(rec: HostRecord, live: Liveness) -> str | None:
+    """Why `rec` describes a host that no longer exists, or None when it may be in use.
+
+    Processes in the partition cgroup (VMs running) always mean in use: only `host down`,
+    asked for by a person, may end those.
+    """
+    if rec.boot_id and rec.boot_id != live.boot_id:
+        return "it was written before this machine last booted"
+    if live.memcg_tasks:
+        return None
+    if rec.owner is not None and not rec.complete and not live.owner_alive:
+        return "the `host up` that wrote it died before finishing"
+    if rec.daemons and not any(live.daemons_alive):
+        names = ", ".join(f"{d['name']} pid {d['pid']}" for d in rec.daemons)
+        return f"every daemon it started ({names}) is gone"
+    if rec.memory_cgroup and not live.memcg_exists:
+        return f"its memory cgroup {rec.memory_cgroup} is gone"
+    return None
+
+
+def read_liveness(rec: HostRecord) -> Liveness:
+    def alive(d: dict[str, int | str]) -> bool:
+        return daemons.is_alive(daemons.Daemon(str(d["name"]), int(d["pid"]),
+                                               int(d["start_ticks"])))
+
+    memcg = Path(rec.memory_cgroup) if rec.memory_cgroup else None
+    tasks = 0
+    if memcg is not None and memcg.is_dir():
+        try:
+            tasks = len(cgroups.tree_procs(memcg))
+        except OSError:
+            tasks = 1  # unreadable: assume in use
+    return Liveness(
+        boot_id=BOOT_ID.read_text().strip(),
+        owner_alive=rec.owner is not None and alive({"name": "owner", **rec.owner}),
+        daemons_alive=tuple(alive(d) for d in rec.daemons),
+        memcg_exists=memcg is not None and memcg.is_dir(),
+        memcg_tasks=tasks,
+    )
 
 
 def _fix_kvm_perms(rec: HostRecord, save: Callable[[], None]) -> None:
@@ -129,9 +191,17 @@ def thp_selected(text: str) -> str:
 def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | None
         ) -> HostRecord:
     path = layout.host_record
-    if path.exists():
-        raise HostAlreadyUp(f"a host is already up ({path}); run `rig host down` first")
-    rec = HostRecord(ram_mib=spec.ram_mib, swap_mib=spec.swap_mib)
+    old = HostRecord.load(path)
+    if old is not None:
+        reason = stale_reason(old, read_liveness(old))
+        if reason is None:
+            raise HostAlreadyUp(f"a host is already up ({path}); run `rig host down` first")
+        progress.info(f"{path} is stale: {reason}; cleaning up what is left of that host")
+        down(layout, progress)
+    me = os.getpid()
+    rec = HostRecord(ram_mib=spec.ram_mib, swap_mib=spec.swap_mib,
+                     boot_id=BOOT_ID.read_text().strip(),
+                     owner={"pid": me, "start_ticks": daemons.start_ticks(me) or 0})
 
     def save() -> None:
         rec.save(path)
@@ -184,6 +254,8 @@ def _up(layout: Layout, spec: HostSpec, progress: Progress, forced_accel: str | 
             rec.swapfile = str(sf)
             save()
             swap.create(sf, spec.swap_mib)
+    rec.complete = True
+    save()
     return rec
 
 
@@ -222,8 +294,10 @@ def down(layout: Layout, progress: Progress) -> bool:
         domains as vm,  # late: vm needs libvirt, which host down must not require first
     )
 
-    if any(d["name"] == "libvirtd" for d in rec.daemons) or daemons.find_running("libvirtd"):
+    if daemons.find_running("libvirtd"):
         attempt("our domains", lambda: vm.destroy_all(layout))
+    else:  # no libvirtd, so no domain of ours can be managed: only its files remain
+        attempt("our VMs' files", lambda: vm.forget_all(layout))
     if rec.swapfile:
         attempt("swapfile", lambda: swap.remove(Path(rec.swapfile)))
     if rec.cgroup_dirs:

@@ -236,6 +236,14 @@ def destroy_all(layout: Layout) -> None:
         conn.close()
 
 
+def forget_all(layout: Layout) -> None:
+    """Remove every VM's record and files without libvirt (which is not running, so none
+    of its domains can be)."""
+    for stale in (layout.run / "vms").glob("*.json"):
+        shutil.rmtree(layout.vm_dir(stale.stem), ignore_errors=True)
+        stale.unlink(missing_ok=True)
+
+
 def qemu_pid(rec: VmRecord) -> int:
     return int(Path(f"/run/libvirt/qemu/{rec.domain}.pid").read_text().strip())
 

@@ -77,7 +77,7 @@ def leftovers(layout: Layout, daemons_before: dict[str, int | None]) -> list[str
     return found
 
 
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float) -> list[str]:
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float) -> list[str]:
     seen: list[str] = []
     end = time.monotonic() + timeout_s
     assert proc.stderr is not None
@@ -101,7 +101,7 @@ def interrupt_rig(args: list[str], after: str, sig: int = signal.SIGINT,
     proc = subprocess.Popen([sys.executable, "-m", "rig.cli", *args], cwd=REPO_ROOT,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        _wait_for_line(proc, after, timeout_s)
+        wait_for_line(proc, after, timeout_s)
         proc.send_signal(sig)
         return proc.wait(timeout=120)
     finally:

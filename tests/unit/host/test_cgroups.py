@@ -109,3 +109,14 @@ def test_remove_empty_dir_and_children(tmp_path):
 def test_partition_name(bad):
     with pytest.raises(ValueError):
         cgroups.partition_dirname(bad)
+
+
+def test_tree_procs_counts_the_children_libvirt_puts_qemu_in(tmp_path: Path):
+    part = tmp_path / "autoballoon.partition"
+    emu = part / "qemu-1-autoballoon-vm-down.libvirt-qemu" / "emulator"
+    emu.mkdir(parents=True)
+    (part / "cgroup.procs").write_text("")
+    (emu / "cgroup.procs").write_text("19431\n")
+    (emu.parent / "cgroup.procs").write_text("")
+    assert cgroups.tree_procs(part) == [19431]
+    assert cgroups.tree_procs(emu.parent.parent / "missing") == []

@@ -103,6 +103,25 @@ def _stats_inputs(d: DaemonProcess, name: str) -> list[dict]:
             and r.get("vm") == name]
 
 
+def _start_daemon(tmp: Path, memcg: Path) -> DaemonProcess:
+    """The real daemon (policy auto) managing both VMs, once both guests' stats come in."""
+    d = DaemonProcess(tmp, "auto", str(memcg)).start(expect_vms=2)
+    try:
+        _wait_for("stats from both guests", lambda: _stats_inputs(d, AUTO)
+                  and _stats_inputs(d, OTHER), 30)
+    except BaseException:
+        d.stop()
+        raise
+    return d
+
+
+def _all_given_back_none_manual(d: DaemonProcess, timeout_s: float = 300) -> None:
+    """Everything taken comes back on a calm host, no VM manual, the daemon alive."""
+    vms = _all_given_back(d, timeout_s)
+    assert not any(v["manual"] for v in vms.values())
+    assert d.proc is not None and d.proc.poll() is None
+
+
 def _all_given_back(d: DaemonProcess, timeout_s: float) -> dict:
     def back() -> dict | None:
         vms = d.show()["vms"]
@@ -116,12 +135,10 @@ def test_a_stopped_qemu_stalls_only_its_own_vm(layout, two_vms):
     (host pressure inflates it), answers its control socket, handles a lifecycle event
     (the other VM destroyed), and after SIGCONT manages the stopped VM again."""
     recs, memcg, tmp = two_vms
-    d = DaemonProcess(tmp, "auto", str(memcg)).start(expect_vms=2)
+    d = _start_daemon(tmp, memcg)
     pid = vm.qemu_pid(recs["auto"])
     squeeze = None
     try:
-        _wait_for("stats from both guests", lambda: _stats_inputs(d, AUTO)
-                  and _stats_inputs(d, OTHER), 30)
         os.kill(pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         try:
@@ -164,11 +181,9 @@ def test_a_daemon_killed_mid_inflation_resumes_and_gives_everything_back(two_vms
     holds is all a new daemon has): no VM is handed to manual control, and once the host
     is calm everything automation took comes back."""
     _recs, memcg, tmp = two_vms
-    d = DaemonProcess(tmp, "auto", str(memcg)).start(expect_vms=2)
+    d = _start_daemon(tmp, memcg)
     squeeze = None
     try:
-        _wait_for("stats from both guests", lambda: _stats_inputs(d, AUTO)
-                  and _stats_inputs(d, OTHER), 30)
         squeeze = Squeeze(memcg, 192)
         _wait_for("inflation under way", lambda: any(
             v["target_mib"] < v["max_mib"] for v in d.show()["vms"].values()), 30)
@@ -176,16 +191,14 @@ def test_a_daemon_killed_mid_inflation_resumes_and_gives_everything_back(two_vms
         assert d.proc is not None
         d.proc.kill()
         d.stop()  # reaps it; removes the socket and lock a killed daemon leaves
-        d = DaemonProcess(tmp, "auto", str(memcg)).start(expect_vms=2)
+        d = _start_daemon(tmp, memcg)
         deadline = time.monotonic() + 10  # still squeezed: it goes on deciding
         while time.monotonic() < deadline:
             vms = d.show()["vms"]
             assert not any(v["manual"] for v in vms.values()), (moving, vms)
             time.sleep(0.5)
         squeeze.release()
-        vms = _all_given_back(d, 300)
-        assert not any(v["manual"] for v in vms.values())
-        assert d.proc.poll() is None
+        _all_given_back_none_manual(d)
     finally:
         if squeeze is not None:
             squeeze.release()
@@ -197,11 +210,9 @@ def test_libvirtd_restarted_while_commands_are_in_flight(layout, two_vms):
     """Host pressure keeps the daemon commanding both VMs while libvirtd restarts: no
     crash, it reconnects, nothing is handed to manual, and all is given back after."""
     _recs, memcg, tmp = two_vms
-    d = DaemonProcess(tmp, "auto", str(memcg)).start(expect_vms=2)
+    d = _start_daemon(tmp, memcg)
     squeeze = None
     try:
-        _wait_for("stats from both guests", lambda: _stats_inputs(d, AUTO)
-                  and _stats_inputs(d, OTHER), 30)
         squeeze = Squeeze(memcg, 192)
         _wait_for("host-pressure commands", lambda: _commands(d, AUTO, "host pressure")
                   or _commands(d, OTHER, "host pressure"), 30)
@@ -214,9 +225,7 @@ def test_libvirtd_restarted_while_commands_are_in_flight(layout, two_vms):
         assert d.proc is not None and d.proc.poll() is None
         assert set(d.show()["vms"]) == {AUTO, OTHER}
         squeeze.release()
-        vms = _all_given_back(d, 300)
-        assert not any(v["manual"] for v in vms.values())
-        assert d.proc.poll() is None
+        _all_given_back_none_manual(d)
     finally:
         if squeeze is not None:
             squeeze.release()

@@ -133,12 +133,17 @@ def cross_check(pswpout_delta: int, start: SwapReading, end: SwapReading,
       machine swapped out (pswpout delta, plus `zero_out_delta`: since Linux 6.12 a
       zero-filled page takes a swap slot without any I/O and is counted in swpout_zero,
       not pswpout): every page newly in the cgroup's swap was a counted swap-out;
-    - share: at the end, the cgroup holds at least `min_share_pct` % of the swap in use
-      on the machine (or none is in use): little swap traffic came from elsewhere.
+    - share: of the swap the machine gained over the run, the cgroup gained at least
+      `min_share_pct` % (or the machine gained none): little swap traffic came from
+      elsewhere. Growth, not the level at the end: swap slots left in use before the run
+      (a destroyed QEMU's pages still in the swap cache are freed lazily, and their charge
+      leaves with its deleted cgroup) are nobody's traffic during the run; counting them
+      failed an auto run that swapped nothing at all (0 % of 0 pages).
     """
     growth = (end.cgroup_bytes - start.cgroup_bytes) // PAGE
-    share = (100.0 * end.cgroup_bytes / end.machine_bytes if end.machine_bytes
-             else 100.0)
+    machine_growth = end.machine_bytes - start.machine_bytes
+    share = (100.0 * max(end.cgroup_bytes - start.cgroup_bytes, 0) / machine_growth
+             if machine_growth > 0 else 100.0)
     growth_ok = growth <= pswpout_delta + zero_out_delta
     share_ok = share >= min_share_pct
     detail = []
@@ -146,13 +151,13 @@ def cross_check(pswpout_delta: int, start: SwapReading, end: SwapReading,
         detail.append(f"the cgroup's swap grew {growth} pages but /proc/vmstat counted "
                       f"only {pswpout_delta} swap-outs (+{zero_out_delta} zero-filled)")
     if not share_ok:
-        detail.append(f"the cgroup holds only {share:.1f} % of the machine's swap in use "
+        detail.append(f"the cgroup gained only {share:.1f} % of the swap the machine gained "
                       f"(< {min_share_pct} %): something else swaps")
     return {"ok": growth_ok and share_ok,
             "cgroup_swap_growth_pages": growth,
             "vmstat_pswpout_pages": pswpout_delta,
             "vmstat_swpout_zero_pages": zero_out_delta,
-            "cgroup_share_of_swap_used_pct": round(share, 2),
+            "cgroup_share_of_swap_gained_pct": round(share, 2),
             "min_share_pct": min_share_pct,
             "detail": "; ".join(detail) or "consistent"}
 

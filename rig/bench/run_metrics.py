@@ -136,7 +136,7 @@ def host_cgroup_metrics(run_dir: Path, pswpout_delta: int, zero_out_delta: int =
     check = hostcheck.cross_check(pswpout_delta, start, end, zero_out_delta=zero_out_delta)
     metrics["host.cgroup.swap_growth_pages"] = check["cgroup_swap_growth_pages"]
     metrics["host.cgroup.swap_end_pages"] = s1 // hostcheck.PAGE
-    metrics["host.cgroup.swap_share_pct"] = check["cgroup_share_of_swap_used_pct"]
+    metrics["host.cgroup.swap_share_pct"] = check["cgroup_share_of_swap_gained_pct"]
     return metrics, check
 
 

@@ -303,8 +303,9 @@ def _report_checks(progress: Progress, checks: dict[str, Any]) -> None:
     if c is not None:
         progress.info(f"host swap cross-check {'ok' if c['ok'] else 'FAILED'}: cgroup swap "
                       f"+{c['cgroup_swap_growth_pages']} pages vs /proc/vmstat pswpout "
-                      f"{c['vmstat_pswpout_pages']}; cgroup holds "
-                      f"{c['cgroup_share_of_swap_used_pct']} % of swap in use ({c['detail']})")
+                      f"{c['vmstat_pswpout_pages']}; the cgroup gained "
+                      f"{c['cgroup_share_of_swap_gained_pct']} % of the machine's swap growth "
+                      f"({c['detail']})")
 
 
 def _measure(ctx: BenchContext, out: Path, recs: dict[str, vm.VmRecord], memcg: Path,

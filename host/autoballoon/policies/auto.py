@@ -22,6 +22,13 @@ A11 claims budget: a guest's claims (pressure, swap-in) exempt its VM from takin
    and release memory (A6, A7) for at most ``claim_budget_s`` per ``claim_window_s``.
 A12 under the model's host critical override (sustained critical pressure), claims exempt
    no VM and the A1 floor is at most the VM's hard floor.
+A13 a pressure message is judged by the guest's own stats on both sides of it: when the
+   stats just before it and the first stats at least ``judge_after_s`` after it both show
+   ``contradiction_margins`` margins usable (beyond what was given to the VM since), the
+   claim was false: the exemption in progress ends and ``refuted_charge_s`` of the A11
+   budget is spent. The message itself is honoured as any claim: stats can be older than
+   an honest guest's burst, never newer. After a false claim the VM is on probation: its
+   messages buy nothing until stats that show it short (less than the margins usable).
 """
 
 from __future__ import annotations
@@ -90,6 +97,18 @@ class AutoParams:
     # in any window of claim_window_s (a message every 20 s kept a guest exempt forever).
     claim_budget_s: float = 120.0
     claim_window_s: float = 600.0
+    # A13: a message is false when the guest's stats just before it (at most
+    # contradiction_max_age_s old) and its first stats at least judge_after_s after it both
+    # show this many A1 margins usable beyond what it was given since (quick: an honest
+    # vm-up's critical messages had 39-120 MiB less than what it was given since; the
+    # liar in quick-flood 109 MiB, 1.7 margins, with nothing given). judge_after_s: the
+    # balloon driver's figures are up to a stats period (1 s) old when they arrive. Each
+    # false claim costs refuted_charge_s of A11's budget: three spend it all. After one,
+    # the VM is on probation: its messages buy nothing until stats that look short.
+    contradiction_margins: float = 1.0
+    contradiction_max_age_s: float = 3.0
+    judge_after_s: float = 2.0
+    refuted_charge_s: float = 40.0
 
 
 @dataclass
@@ -102,6 +121,10 @@ class AutoPolicy(Policy):
     _needs: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
     #: A11: the exemptions granted to each VM's claims; pruned likewise.
     _claims: ClaimBudget = field(init=False, repr=False)
+    #: A13: per VM, the oldest message still to be judged: (its time, the VM's target then).
+    _unjudged: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
+    #: A13: VMs on probation (a message refuted, no stats looking short since).
+    _refuted: set[str] = field(default_factory=set, repr=False)
     #: A9: the host figure's time, and what was given back since (it cannot show yet).
     _given: tuple[float | None, int] = field(default=(None, 0), repr=False)
 
@@ -189,8 +212,49 @@ class AutoPolicy(Policy):
 
     def _prune(self, view: ModelView) -> None:
         self._claims.prune(view.vms)
-        for name in [n for n in self._needs if n not in view.vms]:
-            del self._needs[name]
+        for d in (self._needs, self._unjudged):
+            for name in [n for n in d if n not in view.vms]:
+                del d[name]
+        self._refuted &= set(view.vms)
+
+    def comfortable(self, vm: VmView, usable: int) -> bool:
+        """A13: ``usable`` MiB is more than a guest out of memory could have."""
+        return usable >= self.params.contradiction_margins * self.margin(vm)
+
+    def note_claim(self, vm: VmView, now: float) -> None:
+        """A13: a message at ``now`` is to be judged if the stats before it look
+        comfortable (otherwise it is plausible and never charged)."""
+        p = self.params
+        usable = vm.stats.get("usable")
+        if vm.name in self._unjudged or usable is None or vm.stats_t is None \
+                or now - vm.stats_t > p.contradiction_max_age_s:
+            return
+        if self.comfortable(vm, usable):
+            self._unjudged[vm.name] = (now, vm.target_mib)
+
+    def on_probation(self, vm: VmView) -> bool:
+        """A13: after a refuted message, the VM's messages buy nothing until stats that
+        look short (``on_stats`` ends it). Stale stats do not end it: in quick-flood a
+        4 s gap in the liar's stats (the poll skipped its busy monitor) let one message
+        through, and its 20 s exemption kept the liar out of reach until host critical."""
+        return vm.name in self._refuted
+
+    def judge_claim(self, vm: VmView, now: float) -> str | None:
+        """A13: with stats arrived at ``now``, the verdict on the VM's message waiting for
+        them: a reason when it was false, None otherwise (or not yet judged)."""
+        waiting = self._unjudged.get(vm.name)
+        if waiting is None or now - waiting[0] < self.params.judge_after_s:
+            return None
+        del self._unjudged[vm.name]
+        usable = vm.stats.get("usable")
+        if usable is None:
+            return None
+        given = max(vm.target_mib - waiting[1], 0)
+        if not self.comfortable(vm, usable - given):
+            return None
+        self._claims.refute(vm.name, now, self.params.refuted_charge_s)
+        self._refuted.add(vm.name)
+        return f"false claim: {usable} MiB usable before and {now - waiting[0]:.1f} s after"
 
     # ---------------------------------------------------------------- hooks
     def reserve(self, view: ModelView) -> int | None:
@@ -250,7 +314,12 @@ class AutoPolicy(Policy):
         self, view: ModelView, vm: str, level: str, now: float
     ) -> list[TargetChange]:
         state = automated_vm(view, vm)
-        if state is None or not self._claims.grant(vm, now, self.params.hysteresis_s):
+        if state is None:
+            return []
+        if self.on_probation(state):
+            return []  # A13: its stats say what its last false claims said
+        self.note_claim(state, now)  # A13
+        if not self._claims.grant(vm, now, self.params.hysteresis_s):
             return []  # A11: a claim beyond the budget buys nothing
         return self.release(state, level, f"guest pressure {level}")
 
@@ -260,10 +329,13 @@ class AutoPolicy(Policy):
         state = automated_vm(view, vm)
         if state is None:
             return []
+        self.judge_claim(state, now)  # A13
         p = self.params
         swap_in = state.stats.get("swap_in")
         prev_swap_in = state.prev_stats.get("swap_in")
         usable = state.stats.get("usable")
+        if usable is not None and not self.comfortable(state, usable):
+            self._refuted.discard(vm)  # A13: short now, its claims may be true again
         reason = None
         if (
             swap_in is not None

@@ -6,6 +6,10 @@ granted only what is left of ``budget_s`` over the last ``window_s`` (counting w
 already granted ahead of now), so no window of that length ever holds more. A claim made
 when nothing is left is not honoured at all.
 
+A claim found false afterwards (``refute``: auto's A13) ends the exemption in progress and
+is charged against the same budget: a guest that keeps making false claims soon has no
+credit left.
+
 State: per VM, the granted intervals (merged, oldest dropped once out of the window, at
 most ``MAX_SPANS``; beyond that the two oldest merge, which only counts more time as
 granted), pruned to the VMs the policy still sees.
@@ -24,6 +28,7 @@ class ClaimBudget:
     budget_s: float
     window_s: float
     _spans: dict[str, list[list[float]]] = field(default_factory=dict)
+    _charges: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def left(self, vm: str, now: float) -> float:
         """Seconds of exemption ``vm`` may still be granted at ``now``."""
@@ -34,7 +39,23 @@ class ClaimBudget:
         else:
             self._spans.pop(vm, None)
         used = sum(end - max(begin, start) for begin, end in spans)
+        charges = [(t, c) for t, c in self._charges.get(vm, ()) if t > start]
+        if charges:
+            self._charges[vm] = charges[-MAX_SPANS:]
+        else:
+            self._charges.pop(vm, None)
+        used += sum(c for _, c in charges)
         return max(self.budget_s - used, 0.0)
+
+    def refute(self, vm: str, now: float, charge_s: float) -> None:
+        """A claim found false at ``now``: no exemption from now on, and ``charge_s`` of
+        the budget spent (at most what is left)."""
+        spans = self._spans.get(vm)
+        if spans and spans[-1][1] > now:
+            spans[-1][1] = max(now, spans[-1][0])
+        charge = min(charge_s, self.left(vm, now))
+        if charge > 0:
+            self._charges.setdefault(vm, []).append((now, charge))
 
     def grant(self, vm: str, now: float, hold_s: float) -> bool:
         """A claim at ``now`` asking for ``hold_s`` without inflation: whether it is
@@ -61,8 +82,9 @@ class ClaimBudget:
 
     def prune(self, vms: Iterable[str]) -> None:
         keep = set(vms)
-        for name in [n for n in self._spans if n not in keep]:
-            del self._spans[name]
+        for d in (self._spans, self._charges):
+            for name in [n for n in d if n not in keep]:
+                del d[name]
 
 
 __all__ = ["ClaimBudget"]

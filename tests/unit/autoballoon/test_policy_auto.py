@@ -381,3 +381,104 @@ def test_a12_sustained_host_critical_takes_down_to_the_hard_floor_whatever_the_c
     for t in range(61, 70):
         drive(model, HostPressure(t, "medium"))  # critical is over
     assert drive(model, GuestPressure(70, "a", "critical"))  # claims count again
+
+
+def test_a13_a_guest_whose_stats_refute_its_flood_soon_buys_nothing():
+    """quick-flood: vm-down flooded critical while its stats showed hundreds of MiB usable;
+    within A11's budget alone that kept it out of reach for a whole run."""
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))  # margin 102 MiB
+    exempt_at = []
+    for tenth in range(0, 300):
+        t = tenth / 10
+        if tenth % 10 == 0:
+            stats(model, t, "a", usable=600)  # honest stats: plenty usable
+            stats(model, t, "b", usable=600)
+        if tenth % 2 == 0:
+            drive(model, GuestPressure(t, "a", "critical"))
+        if tenth % 10 == 5:
+            drive(model, HostPressure(t, "medium"))
+        if model.policy.exempt("a", t):
+            exempt_at.append(t)
+    assert exempt_at[0] == 0, "its first messages are honoured like any claim"
+    assert max(exempt_at) < 10, exempt_at  # three false claims spend the budget
+    assert model.vm("a").auto_inflated_mib > 0  # then ballooned like any other VM
+    assert not drive(model, GuestPressure(30, "a", "critical"))  # and nothing comes back
+
+
+def test_a13_an_honest_burst_the_old_stats_did_not_show_is_never_charged():
+    """quick with A13 judged at message time: vm-up's allocation bursts came after its
+    last stats, its messages were refuted, and it swapped (CI's gate: 7,333 pages)."""
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))
+    drive(model, HostPressure(0, "medium"))
+    for k in range(5):  # a burst every 30 s
+        t = 1 + 30 * k
+        stats(model, t, "a", usable=600)  # comfortable just before the burst
+        drive(model, GuestPressure(t + 0.5, "a", "critical"))
+        stats(model, t + 3, "a", usable=40)  # then really short
+        assert model.policy.exempt("a", t + 3)
+    assert model.policy._claims.left("a", 150) == 120 - 5 * 20  # A11's holds, no charge
+
+
+def test_a13_memory_given_after_the_message_does_not_make_it_false():
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))
+    for t in range(0, 4):
+        drive(model, HostPressure(t, "medium"))
+    taken = model.vm("a").auto_inflated_mib
+    assert taken > 300
+    stats(model, 6, "a", usable=300)
+    drive(model, GuestPressure(6.5, "a", "critical"))  # critical: all of it comes back
+    assert model.vm("a").auto_inflated_mib == 0
+    stats(model, 9, "a", usable=taken + 50)  # comfortable only by what it got
+    assert model.policy._claims.left("a", 9) == 100 and model.policy.exempt("a", 9)
+
+
+def test_a13_only_fresh_stats_before_and_late_enough_stats_after_judge():
+    model = make(("a", 2048, 2048))
+    stats(model, 1, "a", usable=600)
+    drive(model, GuestPressure(4.5, "a", "critical"))  # stats 3.5 s old: not judged
+    stats(model, 7, "a", usable=600)
+    assert model.policy._claims.left("a", 7) == 100  # only the 20 s it was granted
+    drive(model, GuestPressure(7.5, "a", "critical"))
+    stats(model, 8, "a", usable=600)  # 0.5 s after: may predate the message
+    assert model.policy.exempt("a", 8)
+    stats(model, 9.5, "a", usable=600)  # 2 s after: the verdict
+    assert not model.policy.exempt("a", 9.5)
+
+
+def test_a13_after_a_false_claim_comfortable_stats_refuse_messages_at_once():
+    """quick-flood: after each refutation the next message exempted the liar again for its
+    A11 remainder, so it took three verdicts (~6 s) before it could be taken."""
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))
+    stats(model, 0, "a", usable=150)  # 1.5 margins: the liar of quick-flood's step 2
+    drive(model, GuestPressure(0.5, "a", "critical"))
+    assert model.policy.exempt("a", 1)
+    stats(model, 2.5, "a", usable=150)  # the verdict: false
+    assert not model.policy.exempt("a", 2.5)
+    left = model.policy._claims.left("a", 2.5)
+    assert drive(model, GuestPressure(2.6, "a", "critical")) == []
+    assert not model.policy.exempt("a", 3) and model.policy._claims.left("a", 3) == left
+    stats(model, 3.5, "a", usable=30)  # really short now: its claims count again
+    assert drive(model, GuestPressure(3.6, "a", "critical")) is not None
+    assert model.policy.exempt("a", 4)
+
+
+def test_a13_an_honest_guest_is_never_on_probation():
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))
+    for t in range(0, 4):
+        drive(model, HostPressure(t, "medium"))
+    stats(model, 5, "a", usable=300)
+    drive(model, GuestPressure(5.5, "a", "critical"))  # vm-up in quick: given 222 MiB
+    stats(model, 8, "a", usable=183)  # 183 usable, less than it was given
+    drive(model, GuestPressure(8.5, "a", "critical"))
+    assert model.policy.exempt("a", 9) and "a" not in model.policy._refuted
+
+
+def test_a13_stale_stats_do_not_end_a_probation():
+    """quick-flood run 2: the liar's stats paused 4 s (a poll skipped its busy monitor);
+    one message got through and its 20 s exemption lasted until host critical."""
+    model = make(("a", 2048, 2048), ("b", 2048, 2048))
+    stats(model, 0, "a", usable=150)
+    drive(model, GuestPressure(0.5, "a", "critical"))
+    stats(model, 2.5, "a", usable=150)  # refuted
+    assert drive(model, GuestPressure(9, "a", "critical")) == []  # stats 6.5 s old
+    assert not model.policy.exempt("a", 9.5)

@@ -176,6 +176,18 @@ class VmRss:
 
 
 @dataclass(frozen=True)
+class StatsPoll:
+    """One stats poll of many VMs at once, as one input: each VM's ``VmRss`` figure
+    (``rss_mib``) and its ``GuestStats`` (``stats``), by VM name. The model takes it as
+    those events in turn, every VM's RSS before its stats, at ``t``: a poll costs one
+    input, not two per VM."""
+
+    t: float
+    rss_mib: Mapping[str, int]
+    stats: Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
 class HostMemory:
     """Host memory figures (MiB) for policies that want them (stats-polling); optional."""
 
@@ -225,6 +237,7 @@ __all__ = [
     "HostPressure",
     "ManualTarget",
     "SetEnabled",
+    "StatsPoll",
     "Tick",
     "VmAdded",
     "VmInfo",

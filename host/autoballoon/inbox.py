@@ -1,10 +1,10 @@
 """The decision loop's input queue: nothing that matters is dropped, floods are coalesced.
 
 Two kinds of input share one FIFO, so inputs are handled in the order they arrived:
-- **coalescable** inputs (guest stats, a stats poll's figures of a VM, balloon sizes,
-  guest and host pressure) merge with a pending input of the same kind for the same VM
-  (or, for the host, the same source), keeping its place in the queue: a flood costs one
-  entry per VM and kind, whatever its rate. They are the only inputs ever dropped, and
+- **coalescable** inputs (guest stats, balloon sizes, guest and host pressure, a stats
+  poll's figures) merge with a pending input of the same kind for the same VM (for the
+  host and the polls, of the same kind), keeping its place in the queue: a flood costs
+  one entry per VM and kind, whatever its rate. They are the only inputs ever dropped, and
   only beyond ``bound`` pending ones (counted in ``dropped``, shown by ``autoballoonctl
   show``);
 - everything else (domains up and down, the connection lost, control requests, the
@@ -15,9 +15,9 @@ Two kinds of input share one FIFO, so inputs are handled in the order they arriv
 A coalescable input never merges across an input of the other kind queued after it (a
 balloon size of a VM's old boot never lands after its re-add).
 
-Merging: the latest stats, polled figures and balloon size win; pressure keeps the
-highest level seen, sums the guest's message counts, and keeps the first arrival time (the
-reaction time is measured from the first input that waited).
+Merging: the latest stats, balloon size and each VM's latest polled figures win; pressure
+keeps the highest level seen, sums the guest's message counts, and keeps the first arrival
+time (the reaction time is measured from the first input that waited).
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ MAX_MESSAGES = 1 << 20
 def coalesce_key(item: object) -> Hashable | None:
     """Which pending input ``item`` may merge with; None: never merged nor dropped."""
     match item:
-        case GuestStats(vm=vm) | BalloonActual(vm=vm) | GuestPressure(vm=vm) | Polled(vm=vm):
+        case GuestStats(vm=vm) | BalloonActual(vm=vm) | GuestPressure(vm=vm):
             return (type(item).__name__, vm)
         case HostPressure():
             return ("HostPressure",)
+        case Polled():
+            return ("Polled",)
     return None
 
 
@@ -57,6 +59,8 @@ def merge(old: object, new: object) -> object:
                              min(old.messages + new.messages, MAX_MESSAGES))
     if isinstance(old, HostPressure) and isinstance(new, HostPressure):
         return HostPressure(old.t, max(old.level, new.level, key=host_level_rank))
+    if isinstance(old, Polled) and isinstance(new, Polled):
+        return old.then(new)
     return new
 
 

@@ -40,14 +40,12 @@ from autoballoon.adapter import AdapterError, AdapterFactory, Disconnected, Doma
 from autoballoon.config import DaemonConfig
 from autoballoon.events import (
     BalloonActual,
-    GuestStats,
     HostMemory,
     ManualTarget,
     Tick,
     VmAdded,
     VmInfo,
     VmRemoved,
-    VmRss,
 )
 from autoballoon.inbox import Inbox
 from autoballoon.libvirt_adapter import LibvirtAdapter, Selector
@@ -56,7 +54,7 @@ from autoballoon.model import Model, SetPolicy
 from autoballoon.policies import make_policy
 from autoballoon.saved_state import SavedState
 from autoballoon.snapshot import Publisher, answer
-from autoballoon.timeline import Timeline, event_fields
+from autoballoon.timeline import Timeline, input_records
 from autoballoon.workers import (
     Command,
     CommandDone,
@@ -215,8 +213,9 @@ class Daemon:
 
     def _feed(self, ev: object) -> None:
         """One model input: to the timeline, through the model, commands to the workers."""
-        if self.timeline.active:  # a poll's 500 inputs a second: not built for nothing
-            self.timeline.write("input", **event_fields(ev))
+        if self.timeline.active:  # not built for nothing
+            for fields in input_records(ev):
+                self.timeline.write("input", **fields)
         if isinstance(ev, SetPolicy):
             self.policy_name = ev.policy.name
         name = getattr(ev, "vm", None)
@@ -245,7 +244,9 @@ class Daemon:
         if not retry:
             link.cause = cause
         self.manual.commanded(name, target)
-        link.worker.submit(command=Command(target, view.auto_inflated_mib, cause, arrived))
+        then = SavedState(target, view.auto_inflated_mib, view.enabled, view.manual)
+        link.worker.submit(command=Command(target, view.auto_inflated_mib, cause, arrived,
+                                           then, link.saves))
 
     def _command_done(self, done: CommandDone) -> None:
         fields = {"vm": done.ref.name, "target_mib": done.target_mib, "cause": done.cause}
@@ -262,6 +263,8 @@ class Daemon:
             link.applied, link.done_t = SavedState(done.target_mib,
                                                    done.auto_inflated_mib), done.t
             link.failed = link.failed and done.target_mib != link.sent
+            if done.saved is not None and done.saves == link.saves:
+                link.saved = done.saved  # its worker writes it next (no save of ours since)
         elif done.target_mib == link.sent:
             link.failed = True
         self._sync(done.ref.name)
@@ -302,7 +305,7 @@ class Daemon:
         else:
             want = dataclasses.replace(link.applied, enabled=view.enabled, manual=view.manual)
         if want != link.saved:
-            link.saved = want
+            link.saved, link.saves = want, link.saves + 1
             link.worker.submit(save=want)
 
     # -- domains -----------------------------------------------------------------------
@@ -401,17 +404,16 @@ class Daemon:
             self.observe("stats poll", time.perf_counter() - start)
 
     def _polled(self, polled: Polled) -> None:
-        """A VM's figures from a poll: its RSS to the model, its stats, the target."""
-        link = self.links.get(polled.vm)
-        if link is None or link.ref != polled.ref:
-            return  # gone, or rebooted since
-        if polled.rss_mib is not None:
-            self._feed(VmRss(polled.t, polled.vm, polled.rss_mib))
-        if polled.stats is not None:
-            self._feed(GuestStats(polled.t, polled.vm, polled.stats))
-        if polled.target_mib is not None:
-            self._target_seen(TargetSeen(polled.t, polled.ref, polled.target_mib,
-                                          polled.asked_t))
+        """A poll's figures (an older poll's first): the RSS and stats of every VM still
+        managed (same boot) to the model as one input, then the targets libvirt holds."""
+        if polled.earlier is not None:
+            self._polled(polled.earlier)
+        poll, seen = polled.split(lambda ref: getattr(self.links.get(ref.name), "ref",
+                                                      None) == ref)
+        if poll is not None:
+            self._feed(poll)
+        for target in seen:
+            self._target_seen(target)
 
     def _retry(self, name: str, link: VmLink, now: float) -> None:
         view = self.model.vm(name)

@@ -48,6 +48,7 @@ from autoballoon.events import (
     HostPressure,
     ManualTarget,
     SetEnabled,
+    StatsPoll,
     Tick,
     VmAdded,
     VmInfo,
@@ -86,6 +87,7 @@ Event = (
     | ManualTarget
     | GuestStats
     | VmRss
+    | StatsPoll
     | HostMemory
     | SetEnabled
     | SetPolicy
@@ -237,10 +239,10 @@ class Model:
             case GuestStats(vm=name, stats=stats):
                 return self._stats(name, stats, now)
             case VmRss(vm=name, rss_mib=rss):
-                state, value = self._get(name), safe_int(rss)
-                if state is not None and value is not None:
-                    state.rss_mib, state.rss_t = value, now
+                self._rss(name, rss, now)
                 return []
+            case StatsPoll(rss_mib=rss, stats=stats):
+                return self._poll(rss, stats, now)
             case HostMemory(free_mib=free, total_mib=total):
                 free_v, total_v = safe_int(free), safe_int(total, lo=1)
                 if free_v is None or total_v is None:
@@ -316,16 +318,44 @@ class Model:
         state.last_guest_handled_rank = rank
         return self.policy.on_guest_pressure(self.view(for_policy=True), state.name, level, now)
 
+    def _rss(self, name: object, rss: object, now: float) -> None:
+        state, value = self._get(name), safe_int(rss)
+        if state is not None and value is not None:
+            state.rss_mib, state.rss_t = value, now
+
+    def _poll(self, rss: object, stats: object, now: float) -> list[TargetChange]:
+        """A StatsPoll: as a VmRss, then a GuestStats, for each of its VMs (one view of
+        the model for every policy call: nothing but the VM's own state changes between)."""
+        if not isinstance(rss, Mapping) or not isinstance(stats, Mapping):
+            return []
+        for name, value in rss.items():
+            self._rss(name, value, now)
+        changes: list[TargetChange] = []
+        view: ModelView | None = None
+        for name, figures in stats.items():
+            state = self._take_stats(name, figures, now)
+            if state is not None:
+                view = view or self.view(for_policy=True)
+                changes += self.policy.on_stats(view, state.name, now)
+        return changes
+
     def _stats(self, name: object, stats: object, now: float) -> list[TargetChange]:
+        state = self._take_stats(name, stats, now)
+        if state is None:
+            return []
+        return self.policy.on_stats(self.view(for_policy=True), state.name, now)
+
+    def _take_stats(self, name: object, stats: object, now: float) -> VmState | None:
+        """Record a VM's new stats (cleaned, cut to its RSS); its state, None if ignored."""
         state = self._get(name)
         if state is None or not isinstance(stats, Mapping):
-            return []
+            return None
         clean: dict[str, int] = {}
         try:  # a plain dict (the adapter's): only its keys; any other mapping: ours
             pairs = ([(k, v) for k, v in stats.items() if k in STATS_KEYS]
                      if type(stats) is dict else [(k, stats.get(k)) for k in STATS_KEYS])
         except Exception:
-            return []
+            return None
         for key, raw in pairs:
             value = safe_int(raw)
             if value is not None:
@@ -336,7 +366,7 @@ class Model:
         if state.stats_t is not None:
             state.prev_stats, state.prev_stats_t = state.stats, state.stats_t
         state.stats, state.stats_t = clean, now
-        return self.policy.on_stats(self.view(for_policy=True), state.name, now)
+        return state
 
     def _set_enabled(self, name: object, enabled: bool) -> None:
         if name is None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from autoballoon.events import VmInfo
+from autoballoon.events import GuestStats, StatsPoll, VmInfo, VmRss
 
 log = logging.getLogger("autoballoond")
 #: One encoder for every line (json.dumps with an argument builds one per call).
@@ -71,4 +71,18 @@ def event_fields(ev: object) -> dict[str, Any]:
     return {"event": type(ev).__name__, **d}
 
 
-__all__ = ["Timeline", "event_fields"]
+def input_records(ev: object) -> list[dict[str, Any]]:
+    """The ``input`` records of a model event: its fields; a ``StatsPoll`` as the
+    ``VmRss`` and ``GuestStats`` it stands for, VM by VM (the records it always had)."""
+    if not isinstance(ev, StatsPoll):
+        return [event_fields(ev)]
+    out = []
+    for vm in dict.fromkeys([*ev.rss_mib, *ev.stats]):
+        if vm in ev.rss_mib:
+            out.append(event_fields(VmRss(ev.t, vm, ev.rss_mib[vm])))
+        if vm in ev.stats:
+            out.append(event_fields(GuestStats(ev.t, vm, ev.stats[vm])))
+    return out
+
+
+__all__ = ["Timeline", "event_fields", "input_records"]

@@ -9,8 +9,12 @@ nothing else.
 A worker holds at most one job, the latest of each kind: a new target replaces one not
 yet sent (the balloon goes where the model wants it now, no backlog builds up behind a
 slow VM), a new state to save replaces an older one; the balloon stats period goes
-first (a worker sets it when it starts, and again when asked: after a reconnect). It
-reports back through the daemon's queue: ``CommandDone`` for every setMemory sent
+first (a worker sets it when it starts, and again when asked: after a reconnect). A
+command carries the state to keep in the VM's metadata once libvirt has its target: the
+same job writes it right after a setMemory that took, unless another state to save was
+handed over meanwhile (that one is newer and goes instead); so a command costs one job,
+not a second one the loop hands over on hearing it took. It reports back through the
+daemon's queue: ``CommandDone`` for every setMemory sent
 (success or failure, with its reaction time) and ``SaveFailed``; a stats period that
 cannot be set is only logged (the VM's stats may then be stale or missing). A stopped
 worker (its VM went away) drops what it had not started; a call in progress ends on its
@@ -19,15 +23,16 @@ own, and the loop ignores reports of a boot it no longer manages.
 The stats poller (``StatsPoller``) does a stats poll for every VM at once: each VM's
 QEMU process size (``VmRss``, read from /proc, before its stats so the model cuts them to
 it), then one bulk stats call (``Adapter.domain_stats``: the guests' figures and, where
-the hypervisor keeps one, the balloon target it holds). It reports one ``Polled`` per VM
-(the loop feeds its RSS and stats to the model and tells an operator's target from its
-own). A poll asked for while the previous one is still running is skipped: a slow
-hypervisor does not stack polls, and a domain whose monitor is busy is left out by the
-adapter rather than stalling everyone's stats.
+the hypervisor keeps one, the balloon target it holds). It reports them as one ``Polled``
+for every VM (the loop feeds their RSS and stats to the model as one input and tells an
+operator's target from its own). A poll asked for while the previous one is still
+running is skipped: a slow hypervisor does not stack polls, and a domain whose monitor
+is busy is left out by the adapter rather than stalling everyone's stats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -37,6 +42,7 @@ from pathlib import Path
 
 from autoballoon import qemu_rss
 from autoballoon.adapter import Adapter, AdapterError, DomainRef
+from autoballoon.events import StatsPoll
 from autoballoon.saved_state import SavedState
 
 log = logging.getLogger("autoballoond")
@@ -44,12 +50,16 @@ log = logging.getLogger("autoballoond")
 
 @dataclass(frozen=True)
 class Command:
-    """A target for a VM, with what automation has taken once it is applied."""
+    """A target for a VM, with what automation has taken once it is applied, and the
+    state to keep in its metadata once libvirt has taken it (``then_save``), handed over
+    after ``saves`` other states to save (``VmLink.saves``)."""
 
     target_mib: int
     auto_inflated_mib: int
     cause: str
     arrived: float  # when the input that caused it reached the daemon
+    then_save: SavedState | None = None
+    saves: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,10 @@ class CommandDone:
     cause: str
     reaction_s: float  # from the input's arrival to the return of setMemory
     error: str | None = None
+    #: The command's ``then_save``, written next by the same job (None: not written: the
+    #: command failed, or another state to save was handed over meanwhile), and its saves.
+    saved: SavedState | None = None
+    saves: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,21 +102,59 @@ class TargetSeen:
 
 
 @dataclass(frozen=True)
-class Polled:
+class VmFigures:
     """One VM's figures from a stats poll: what its QEMU process holds (None: unknown),
-    its guest's stats (None: none this time) and the target the hypervisor holds, as
-    asked for at ``asked_t``."""
+    its guest's stats (None: none this time) and the target the hypervisor holds (None:
+    none)."""
 
-    t: float
     ref: DomainRef
     rss_mib: int | None
     stats: dict[str, int] | None
     target_mib: int | None = None
-    asked_t: float | None = None
 
     @property
     def vm(self) -> str:
         return self.ref.name
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A stats poll's figures, at ``t``, of every VM that had any (one input per poll,
+    not one per VM); the targets as asked for at ``asked_t``. ``earlier``: an older
+    poll's figures still unhandled, of VMs this one has none of (``then``)."""
+
+    t: float
+    vms: tuple[VmFigures, ...]
+    asked_t: float | None = None
+    earlier: Polled | None = None
+
+    def then(self, newer: Polled) -> Polled:
+        """One input standing for this poll followed by ``newer``: a VM's latest
+        figures win, and figures only this one has are handled first, at their time."""
+        return dataclasses.replace(newer, earlier=self._without({f.vm for f in newer.vms}))
+
+    def split(self, managed: Callable[[DomainRef], bool]
+              ) -> tuple[StatsPoll | None, list[TargetSeen]]:
+        """The model's input (None: no figures) and the targets seen, of the ``managed``
+        VMs (not an older poll's: ``earlier`` is apart)."""
+        rss: dict[str, int] = {}
+        stats: dict[str, dict[str, int]] = {}
+        seen = []
+        for f in self.vms:
+            if not managed(f.ref):
+                continue  # gone, or rebooted since
+            if f.rss_mib is not None:
+                rss[f.vm] = f.rss_mib
+            if f.stats is not None:
+                stats[f.vm] = f.stats
+            if f.target_mib is not None:
+                seen.append(TargetSeen(self.t, f.ref, f.target_mib, self.asked_t))
+        return (StatsPoll(self.t, rss, stats) if rss or stats else None), seen
+
+    def _without(self, names: set[str]) -> Polled | None:
+        earlier = None if self.earlier is None else self.earlier._without(names)
+        vms = tuple(f for f in self.vms if f.vm not in names)
+        return dataclasses.replace(self, vms=vms, earlier=earlier) if vms else earlier
 
 
 @dataclass
@@ -187,14 +239,19 @@ class VmWorker:
                             "memballoon): %s", self.ref.name, job.stats_period_s,
                             job.stats_period_s, e)
         if job.command is not None:
-            self._set(job.command)
+            self._set(job.command, job.save is None)
         if job.save is not None:
-            try:
-                self.adapter.save_state(self.ref, job.save)
-            except AdapterError as e:
-                self.report(SaveFailed(self.clock(), self.ref, job.save, str(e)))
+            self._save(job.save)
 
-    def _set(self, c: Command) -> None:
+    def _save(self, state: SavedState) -> None:
+        try:
+            self.adapter.save_state(self.ref, state)
+        except AdapterError as e:
+            self.report(SaveFailed(self.clock(), self.ref, state, str(e)))
+
+    def _set(self, c: Command, may_save: bool) -> None:
+        """setMemory; then, if it took and no other state to save is waiting, the
+        command's state to the metadata in the same job (no round trip to the loop)."""
         error = None
         try:
             self.adapter.set_target(self.ref, c.target_mib)
@@ -204,8 +261,13 @@ class VmWorker:
             log.exception("%s: setMemory raised", self.ref.name)
             error = f"{type(e).__name__}: {e}"
         done = self.clock()
+        with self._cond:
+            save = (c.then_save if error is None and may_save and self._job.save is None
+                    else None)
         self.report(CommandDone(done, self.ref, c.target_mib, c.auto_inflated_mib, c.cause,
-                                done - c.arrived, error))
+                                done - c.arrived, error, save, c.saves))
+        if save is not None:
+            self._save(save)
 
 
 class StatsPoller:
@@ -272,12 +334,15 @@ class StatsPoller:
             log.debug("no domain stats: %s", e)
             found = {}
         t = self.clock()
+        figures = []
         for ref in refs:
             got = found.get(ref)
             stats, target = (None, None) if got is None else (got.stats or None,
                                                                got.target_mib)
             if rss[ref] is not None or stats is not None or target is not None:
-                self.report(Polled(t, ref, rss[ref], stats, target, asked))
+                figures.append(VmFigures(ref, rss[ref], stats, target))
+        if figures:
+            self.report(Polled(t, tuple(figures), asked))
 
     def _rss(self, ref: DomainRef, proc: Path) -> int | None:
         """What the VM's QEMU process holds, if known."""
@@ -302,7 +367,8 @@ class VmLink:
     failed: bool = False  # `sent` failed: the model's target goes again on the next poll
     done_t: float = -math.inf  # when the last command (`applied`) returned
     cause: str = ""  # of the last command
+    saves: int = 0  # states handed over to save apart from a command (Command.saves)
 
 
 __all__ = ["Command", "CommandDone", "Polled", "SaveFailed", "StatsPoller", "TargetSeen",
-           "VmLink", "VmWorker"]
+           "VmFigures", "VmLink", "VmWorker"]

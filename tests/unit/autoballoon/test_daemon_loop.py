@@ -431,6 +431,21 @@ def test_each_poll_is_one_bulk_stats_call_for_every_vm():
                for v in map(h.daemon.model.vm, names))
 
 
+def test_a_poll_is_one_input_for_every_vm_and_one_model_event():
+    names = [f"vm{i}" for i in range(5)]
+    h = Harness(FakeHost.of(*(FakeDomain(n) for n in names))).start()
+    seen: list[str] = []
+    h.daemon.observe = lambda what, _s: seen.append(what)
+    handled: list[object] = []
+    handle = h.daemon.model.handle
+    h.daemon.model.handle = lambda ev: (handled.append(ev), handle(ev))[1]  # type: ignore
+    h.poll()
+    assert seen.count("Polled") == 1
+    polls = [ev for ev in handled if type(ev).__name__ == "StatsPoll"]
+    assert len(polls) == 1 and sorted(polls[0].stats) == names  # type: ignore[attr-defined]
+    assert not [ev for ev in handled if type(ev).__name__ in ("GuestStats", "VmRss")]
+
+
 def test_a_hung_monitor_leaves_its_vm_out_of_a_poll_not_the_others():
     host = FakeHost.of(FakeDomain("a"), FakeDomain("b"))
     h = Harness(host).start()
@@ -443,7 +458,7 @@ def test_a_hung_monitor_leaves_its_vm_out_of_a_poll_not_the_others():
 
 def test_a_poll_still_running_is_skipped_not_stacked():
     from autoballoon.adapter import DomainRef, DomainStats
-    from autoballoon.workers import Polled, StatsPoller
+    from autoballoon.workers import Polled, StatsPoller, VmFigures
 
     release, entered = threading.Event(), threading.Event()
     ref = DomainRef("a", "u", 1)
@@ -468,7 +483,8 @@ def test_a_poll_still_running_is_skipped_not_stacked():
         assert not poller.submit([ref], Path("/proc"))  # still running: skipped
         release.set()
         wait_until("the poll done", poller.idle)
-        assert reports == [Polled(7.0, ref, None, {"usable": 1}, None, 7.0)] and Slow.calls == 1
+        assert reports == [Polled(7.0, (VmFigures(ref, None, {"usable": 1}),), 7.0)]
+        assert Slow.calls == 1
     finally:
         release.set()
         poller.stop()
@@ -504,6 +520,63 @@ def test_the_snapshot_shows_what_the_model_and_the_detector_hold():
                  r["manual"], r["deviation"]) for n, r in h.show()["vms"].items()}
     assert shown == expected
     assert set(shown) == {"a", "c", "d"} and shown["c"][-1] == "below" and shown["d"][4]
+
+
+def test_a_command_and_its_state_to_save_are_one_job_of_its_worker(monkeypatch):
+    from autoballoon.workers import VmWorker
+
+    h = Harness(FakeHost.of(FakeDomain("a"), FakeDomain("b"))).start()
+    saves: list[object] = []
+    submit = VmWorker.submit
+    monkeypatch.setattr(VmWorker, "submit", lambda self, command=None, save=None, **kw: (
+        saves.append(save) if save is not None else None,
+        submit(self, command, save, **kw))[1])
+    inflate(h, 2)
+    h.poll()
+    assert h.host.set_log == [("a", 992), ("b", 992), ("a", 960), ("b", 960)]
+    assert saves == []  # no save handed over apart from the commands
+    assert {n: d.saved for n, d in h.host.domains.items()} == {
+        n: SavedState(960, 64) for n in "ab"}
+    h.host.fail_set["a"] = 1
+    h.put(GuestPressure(h.now(), "a", "low"))
+    h.settle()  # failed: libvirt still has 960, and so has the metadata
+    assert h.host.domains["a"].saved == SavedState(960, 64) and saves == []
+
+
+def test_a_state_handed_over_while_a_command_runs_is_saved_instead_of_its_own():
+    from autoballoon.adapter import DomainRef
+    from autoballoon.workers import Command, CommandDone, VmWorker
+
+    entered, release = threading.Event(), threading.Event()
+    log: list[object] = []
+
+    class Adapter:
+        def set_target(self, ref, target):
+            if target == 800:  # the second command hangs until released
+                entered.set()
+                release.wait(5)
+            log.append(target)
+
+        def save_state(self, ref, state):
+            log.append(state)
+
+    reports: list[object] = []
+    w = VmWorker(DomainRef("a", "u", 1), Adapter(), reports.append,  # type: ignore[arg-type]
+                 lambda: 1.0)
+    try:
+        w.submit(command=Command(900, 100, "take", 1.0, SavedState(900, 100), 3))
+        wait_until("the command sent and its state saved", lambda: len(log) == 2)
+        w.submit(command=Command(800, 200, "take", 1.0, SavedState(800, 200), 3))
+        assert entered.wait(5)
+        w.submit(save=SavedState(1000, 0, False))  # the loop's newer state, meanwhile
+        release.set()
+        wait_until("all done", lambda: w.idle() and len(reports) == 2)
+    finally:
+        release.set()
+        w.stop()
+    assert log == [900, SavedState(900, 100), 800, SavedState(1000, 0, False)]
+    assert [(r.target_mib, r.saved, r.saves) for r in reports
+            if isinstance(r, CommandDone)] == [(900, SavedState(900, 100), 3), (800, None, 3)]
 
 
 def test_each_input_and_poll_can_be_timed():

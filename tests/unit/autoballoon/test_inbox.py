@@ -78,13 +78,17 @@ def test_get_waits_and_wake_ends_the_wait():
     assert box.get(0) is None
 
 
-def test_a_vms_polled_figures_coalesce_the_latest_winning():
+def test_polls_coalesce_each_vms_latest_figures_winning():
     from autoballoon.adapter import DomainRef
-    from autoballoon.workers import Polled
+    from autoballoon.workers import Polled, VmFigures
 
     a, b = DomainRef("a", "u-a", 1), DomainRef("b", "u-b", 2)
     box = Inbox(10)
-    box.put(Polled(1, a, 500, {"usable": 1}))
-    box.put(Polled(1, b, None, {"usable": 2}))
-    box.put(Polled(2, a, 510, None))
-    assert drain(box) == [Polled(2, a, 510, None), Polled(1, b, None, {"usable": 2})]
+    box.put(Polled(1, (VmFigures(a, 500, {"usable": 1}), VmFigures(b, None, {"usable": 2})), 1))
+    box.put(Polled(2, (VmFigures(a, 510, None),), 2))
+    # b's figures only the first poll has are kept, at their own time, handled first
+    assert drain(box) == [Polled(2, (VmFigures(a, 510, None),), 2,
+                                 Polled(1, (VmFigures(b, None, {"usable": 2}),), 1))]
+    box.put(Polled(1, (VmFigures(a, 500, None),), 1))
+    box.put(Polled(2, (VmFigures(a, 510, None),), 2))  # nothing left of the first
+    assert drain(box) == [Polled(2, (VmFigures(a, 510, None),), 2)]

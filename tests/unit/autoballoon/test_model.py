@@ -240,6 +240,26 @@ def test_guest_figures_cannot_claim_more_than_the_qemu_process_holds():
     assert model.vm("a").stats["usable"] == 0
 
 
+def test_a_stats_poll_is_each_vms_rss_then_its_stats():
+    """One StatsPoll input does what VmRss and GuestStats for each VM in turn do."""
+    from autoballoon.events import StatsPoll, VmRss
+
+    vms = [("a", 2048, 1024, 128), ("b", 2048, 900, 128), ("c", 2048, 2048, 128)]
+    rss = {"a": 700, "b": 400}
+    stats = {"a": {"actual": 2048, "usable": 0}, "b": {"actual": 900, "usable": 800},
+             "c": {"actual": 2048, "usable": 100}, "ghost": {"usable": 1}}
+    one, each = (model_with(make_policy("auto"), *vms) for _ in range(2))
+    for model in (one, each):
+        model.handle(VmAdded(0, VmInfo("d", 2048), 2048))
+        model.handle(HostPressure(1, "medium"))  # something taken, to give back
+    got = one.handle(StatsPoll(2, rss, stats))
+    want = [c for name in rss for c in each.handle(VmRss(2, name, rss[name]))]
+    want += [c for name in stats for c in each.handle(GuestStats(2, name, stats[name]))]
+    assert got == want and got  # b needs more than its target: given back
+    assert one.vms == each.vms
+    assert one.handle(StatsPoll(3, {"a": "x"}, "not a mapping")) == []  # type: ignore
+
+
 def test_sustained_host_critical_lets_no_claim_buy_memory_above_the_hard_floor():
     policy = Scripted([TargetChange("a", 300, "take"), TargetChange("b", 1500, "take")])
     model = model_with(policy, ("a", 2048, 2048, 128), ("b", 2048, 2048, 128))

@@ -8,6 +8,7 @@ from autoballoon.events import (
     HostPressure,
     ManualTarget,
     SetEnabled,
+    StatsPoll,
     Tick,
     VmAdded,
     VmInfo,
@@ -65,6 +66,8 @@ events = st.one_of(
     st.builds(GuestStats, times, names, stats_maps),
     st.builds(HostMemory, times, huge, huge),
     st.builds(VmRss, times, names, huge),
+    st.builds(StatsPoll, times, st.dictionaries(names, huge, max_size=4),
+              st.dictionaries(names, stats_maps, max_size=4)),
     st.builds(SetEnabled, times, st.one_of(st.none(), names), st.booleans()),
     st.builds(Tick, times),
 )

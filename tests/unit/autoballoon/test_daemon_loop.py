@@ -402,6 +402,28 @@ def test_each_poll_feeds_the_qemu_processes_rss_just_before_its_stats(tmp_path):
     assert a.stats["usable"] == 1024 - 500  # the guest's 512 cut to what QEMU holds (M1)
 
 
+def test_a_boots_qemu_pid_is_looked_up_once_not_at_every_poll(tmp_path, monkeypatch):
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "status").write_text(STATUS)
+    h = Harness(FakeHost.of(FakeDomain("a", pid=4242)))
+    h.daemon.proc = tmp_path
+    asked: list[str] = []
+    qemu_pid = h.host.adapter.qemu_pid
+    monkeypatch.setattr(h.host.adapter, "qemu_pid",
+                        lambda ref: (asked.append(ref.name), qemu_pid(ref))[1])
+    h.start()
+    for _ in range(3):
+        h.poll()
+    assert asked == ["a"]
+    h.host.drop_connection()
+    h.host.reboot("a").pid = 4242  # a new boot: a new QEMU process (the same pid here)
+    h.settle()
+    for _ in range(2):
+        h.poll()
+    assert asked == ["a", "a"]
+    assert [r["rss_mib"] for r in h.records("input") if r["event"] == "VmRss"] == [500] * 5
+
+
 def test_an_unreadable_qemu_process_is_skipped_quietly(tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="autoballoond")
     h = Harness(FakeHost.of(FakeDomain("a", pid=4242)))  # no /proc entry: it is gone

@@ -150,12 +150,15 @@ class Daemon:
             link.worker.join(max(0.0, end - time.monotonic()))
 
     def step(self, timeout: float) -> None:
-        """One pass: (re)connect, tick and poll when due, then every input queued (waiting
-        at most ``timeout`` seconds for the first; until the next tick or poll is due),
-        then publish the snapshot."""
+        """One pass: (re)connect, tick and poll when due (after the inputs queued before
+        them), then every input queued (waiting at most ``timeout`` seconds for the first;
+        until the next tick or poll is due), then publish the snapshot."""
         now = self.clock()
         if not self.connected and now >= self._reconnect_at:
             self._guarded("connect", self._connect, now)
+        if now >= self._next_tick or (self.connected and now >= self._next_stats):
+            for _ in range(len(self.inbox)):  # what came before the tick and poll, first
+                self._input(self.inbox.get(0.0))
         if now >= self._next_tick:
             self._next_tick = now + self.config.tick_s
             self._input(Tick(now))

@@ -1,6 +1,8 @@
 """The decision loop's queue: order kept, floods coalesced, lifecycle and control never
 dropped."""
 
+import threading
+
 from autoballoon.adapter import Disconnected
 from autoballoon.events import (
     BalloonActual,
@@ -92,3 +94,28 @@ def test_polls_coalesce_each_vms_latest_figures_winning():
     box.put(Polled(1, (VmFigures(a, 500, None),), 1))
     box.put(Polled(2, (VmFigures(a, 510, None),), 2))  # nothing left of the first
     assert drain(box) == [Polled(2, (VmFigures(a, 510, None),), 2)]
+
+
+def test_reports_wake_a_waiting_loop_once_per_lazy_window_in_their_place():
+    import time
+
+    from autoballoon.adapter import DomainRef
+    from autoballoon.inbox import LAZY_S
+    from autoballoon.workers import CommandDone
+
+    done = CommandDone(1, DomainRef("a", "u", 1), 900, 100, "take", 0.001)
+    box = Inbox(10)
+    start = time.monotonic()
+    threading.Timer(0.01, box.put, [done]).start()
+    threading.Timer(0.02, box.put, [BalloonActual(2, "a", 900)]).start()
+    assert box.get(5.0) == done  # a report waits for the window, not for the timeout
+    assert LAZY_S * 0.9 <= time.monotonic() - start < 2.0
+    assert box.get(0.0) == BalloonActual(2, "a", 900)
+    box.put(done)
+    box.put(HostPressure(3, "low"))  # anything else wakes the loop at once...
+    start = time.monotonic()
+    assert box.get(5.0) == done  # ... and finds the reports before it handled first
+    assert box.get(0.0) == HostPressure(3, "low")
+    assert time.monotonic() - start < LAZY_S / 2
+    box.wake()
+    assert box.get(5.0) is None

@@ -130,6 +130,11 @@ def test_cross_check_counts_traffic_not_slots_left_before_the_run():
     assert c["ok"] and c["cgroup_share_of_swap_gained_pct"] == 100.0
     c = hc.cross_check(900, hc.SwapReading(0, 37 * page), hc.SwapReading(900 * page, 937 * page))
     assert c["ok"] and c["cgroup_share_of_swap_gained_pct"] == 100.0
+    # a few slots kept in the swap cache after swap-in leave the cgroup's counter only
+    c = hc.cross_check(22, hc.SwapReading(0, 0), hc.SwapReading(0, 22 * page))
+    assert c["ok"], c["detail"]
+    c = hc.cross_check(22, hc.SwapReading(0, 0), hc.SwapReading(0, 257 * page))
+    assert not c["ok"]
     # a foreign swapper during the run still fails, whatever was there before
     c = hc.cross_check(900, hc.SwapReading(0, 37 * page), hc.SwapReading(450 * page, 937 * page))
     assert not c["ok"] and "50.0 %" in c["detail"]

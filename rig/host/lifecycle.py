@@ -13,6 +13,7 @@ same `host down`, and goes on. A record whose host may still be in use is never 
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -320,4 +321,14 @@ def down(layout: Layout, progress: Progress) -> bool:
     if errors:
         raise RigError("host down left something behind: " + "; ".join(errors))
     path.unlink()
+    remove_empty_dirs([layout.run / "vms", layout.run, layout.state / "vms", layout.state])
     return True
+
+
+def remove_empty_dirs(dirs: list[Path]) -> None:
+    """Remove each directory of ``dirs`` that is empty by its turn (children first): the
+    ones the rig created for a host, so a machine is left as it was found; a directory
+    that still holds anything, or is gone, stays as it is."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rig.host import lifecycle
 from rig.host.lifecycle import HostRecord, Liveness, stale_reason
 
 FIXTURE = Path(__file__).parent / "fixtures" / "host-record-killed-run.json"
@@ -72,3 +73,12 @@ def test_a_host_that_started_no_daemon_is_stale_when_its_cgroup_is_gone():
     rec = replace(killed_run(), daemons=[], boot_id=BOOT, complete=True)
     assert stale_reason(rec, live(daemons_alive=())) is None
     assert "cgroup" in (stale_reason(rec, live(daemons_alive=(), memcg_exists=False)) or "")
+
+
+def test_host_down_removes_the_directories_it_left_empty_and_only_those(tmp_path):
+    run, state = tmp_path / "run", tmp_path / "state"
+    (run / "vms").mkdir(parents=True)
+    (state / "vms" / "vm-a").mkdir(parents=True)  # a VM's files still there: kept
+    lifecycle.remove_empty_dirs([run / "vms", run, state / "vms", state, tmp_path / "gone"])
+    assert not run.exists()
+    assert (state / "vms" / "vm-a").is_dir()

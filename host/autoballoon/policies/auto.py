@@ -239,22 +239,18 @@ class AutoPolicy(Policy):
         through, and its 20 s exemption kept the liar out of reach until host critical."""
         return vm.name in self._refuted
 
-    def judge_claim(self, vm: VmView, now: float) -> str | None:
-        """A13: with stats arrived at ``now``, the verdict on the VM's message waiting for
-        them: a reason when it was false, None otherwise (or not yet judged)."""
+    def judge_claim(self, vm: VmView, now: float) -> None:
+        """A13: with stats arrived at ``now``, judge the VM's message waiting for them; a
+        false one is charged and puts the VM on probation."""
         waiting = self._unjudged.get(vm.name)
         if waiting is None or now - waiting[0] < self.params.judge_after_s:
-            return None
+            return
         del self._unjudged[vm.name]
         usable = vm.stats.get("usable")
-        if usable is None:
-            return None
         given = max(vm.target_mib - waiting[1], 0)
-        if not self.comfortable(vm, usable - given):
-            return None
-        self._claims.refute(vm.name, now, self.params.refuted_charge_s)
-        self._refuted.add(vm.name)
-        return f"false claim: {usable} MiB usable before and {now - waiting[0]:.1f} s after"
+        if usable is not None and self.comfortable(vm, usable - given):
+            self._claims.refute(vm.name, now, self.params.refuted_charge_s)
+            self._refuted.add(vm.name)
 
     # ---------------------------------------------------------------- hooks
     def reserve(self, view: ModelView) -> int | None:

@@ -7,12 +7,10 @@ view is kept by its state (``autoballoon.vm_state``) until the state changes, an
 reads, not a rebuild of every VM's view.
 
 No I/O and no wall clock: every event carries its timestamp ``t`` (seconds, any monotonic
-origin) and the model's notion of ``now`` is the largest finite timestamp seen so far, so a
-late or out-of-order event can never move time backwards.
+origin); ``now`` is the largest finite one seen so far (a late event never moves it back).
 
-Units: MiB as ``int`` everywhere (the libvirt adapter converts from KiB). A "target" is the
-guest memory size the balloon should leave the guest (libvirt's setMemory value): inflating
-the balloon lowers the target, deflating raises it.
+Units: MiB as ``int`` (the adapter converts from KiB). A "target" is the memory the balloon
+leaves the guest (libvirt's setMemory value): inflating lowers it, deflating raises it.
 
 The model enforces its invariants whatever the policy asks for (see ``Model._clamp``):
 - ``floor <= target <= max`` for every automatic change that lowers a target;
@@ -25,7 +23,7 @@ The model enforces its invariants whatever the policy asks for (see ``Model._cla
   never claim more memory in use than its QEMU process holds (``VmRss``), and under
   sustained host critical pressure its pressure exempts it from nothing and no automatic
   raise lifts its target above its hard floor (the override; every policy but ``seed``,
-  the RFC exactly: ``Policy.host_critical_override``).
+  the RFC exactly: ``Policy.host_critical_override``), unless a balloon owes memory.
 """
 
 from __future__ import annotations
@@ -58,7 +56,7 @@ from autoballoon.events import (
     guest_level_rank,
     safe_int,
 )
-from autoballoon.trust import CriticalRun, cross_check, hard_floor
+from autoballoon.trust import CriticalRun, Owing, cross_check, hard_floor
 from autoballoon.views import ModelView, VmView, VmViews
 from autoballoon.vm_state import VmState
 
@@ -117,8 +115,12 @@ class ModelParams:
     #: window), until critical_gap_s after the last critical event ...
     critical_override_after_s: float = 5.0
     critical_gap_s: float = 5.0
-    #: ... no automatic raise lifts a target above this fraction of the VM's maximum.
+    #: ... no automatic raise lifts a target above this fraction of the VM's maximum;
     hard_floor_fraction: float = 0.25
+    #: ... while no VM's balloon has stayed owed_mib above its target for owed_after_s
+    #: (trust.Owing; a balloon that follows reaches a take within a second under TCG).
+    owed_mib: int = 32
+    owed_after_s: float = 2.0
 
 
 # --------------------------------------------------------------------------- model
@@ -142,6 +144,7 @@ class Model:
         self._changed: set[str] = set()  # VMs changed, added or removed (take_changed)
         self._critical = CriticalRun(self.params.critical_override_after_s,
                                      self.params.critical_gap_s)
+        self._owing = Owing(self.params.owed_mib, self.params.owed_after_s)
 
     # ---- read access
     @property
@@ -170,7 +173,12 @@ class Model:
         """Whether the host critical override holds now (trust.CriticalRun), under a
         policy it applies to (the run is tracked whatever the policy)."""
         return (getattr(self.policy, "host_critical_override", True) is not False
-                and self.now is not None and self._critical.active(self.now))
+                and self.now is not None and self._critical.active(self.now)
+                and not self._owing.owed(self.now, self._automated))
+
+    def _automated(self, name: str) -> bool:
+        state = self._vms.get(name)
+        return state is not None and state.enabled and not state.manual
 
     def view(self, for_policy: bool = False) -> ModelView:
         """The model's snapshot; ``for_policy``: as policies see it (under the host
@@ -216,16 +224,17 @@ class Model:
             case GuestPressure(vm=name, level=level) if level in GUEST_LEVELS:
                 return self._guest_pressure(name, level, now)
             case BalloonActual(vm=name, actual_mib=actual):
-                state = self._get(name)
-                value = safe_int(actual)
+                state, value = self._get(name), safe_int(actual)
                 if state is not None and value is not None:
                     state.actual_mib = min(value, state.max_mib)
+                    self._owing.note(state.name, state.target_mib, state.actual_mib, now)
                 return []
             case VmAdded():
                 self._add(event)
                 return []
             case VmRemoved(vm=name):
                 if isinstance(name, str) and self._vms.pop(name, None) is not None:
+                    self._owing.forget(name)
                     self._names.remove(name)
                     self._changed.add(name)
                 return []
@@ -299,10 +308,11 @@ class Model:
             last_inflate_t=self.now if taken else None,
         )
         state.watch(self._changed)
+        self._owing.forget(info.name)  # a new boot owes nothing of the last one's
+        self._owing.note(info.name, current, state.actual_mib, self.now or 0.0)
 
     def _guest_pressure(self, name: object, level: str, now: float) -> list[TargetChange]:
-        state = self._get(name)
-        if state is None:
+        if (state := self._get(name)) is None:
             return []
         state.last_guest_pressure_t = now
         state.last_guest_level = level
@@ -372,8 +382,7 @@ class Model:
         if name is None:
             self.enabled = enabled
             return
-        state = self._get(name)
-        if state is None:
+        if (state := self._get(name)) is None:
             return
         if enabled and state.manual:
             # The operator's target becomes the new baseline.
@@ -420,6 +429,7 @@ class Model:
                 state.auto_inflated_mib -= new - state.target_mib
                 state.last_deflate_t = now
             state.target_mib = new
+            self._owing.note(state.name, state.target_mib, state.actual_mib, now)
             commands.append(BalloonCommand(t=now, vm=name, target_mib=new, cause=cause))
         return commands
 

@@ -12,12 +12,16 @@ can be verified inside the guest. These pure helpers bound what the claims can c
   ``gap_s`` apart) switches the model to its override: for as long as it lasts, guest
   pressure is hidden from the policies' view (no hysteresis exempts a VM from taking) and
   no automatic raise lifts a target above the VM's hard floor (``hard_floor``).
+- ``Owing``: which VMs' balloons owe memory (stay above their targets) and since when.
+  While one has owed for ``after_s``, the override does not hold: the host has asked for
+  more than it got, and cutting the floors of the VMs that follow their targets would
+  make them pay for the one that does not (slow, deferring, or refusing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 #: The memoryStats figures that say how much of the guest's memory is not in use.
 FREE_KEYS: tuple[str, ...] = ("usable", "unused")
@@ -64,4 +68,28 @@ class CriticalRun:
         return now - self.last <= self.gap_s and self.last - self.since >= self.after_s
 
 
-__all__ = ["FREE_KEYS", "CriticalRun", "cross_check", "hard_floor"]
+@dataclass
+class Owing:
+    """Which VMs' balloons owe at least ``min_mib`` (their size above their target), and
+    since when."""
+
+    min_mib: int
+    after_s: float
+    since: dict[str, float] = field(default_factory=dict)
+
+    def note(self, vm: str, target_mib: int, actual_mib: int, now: float) -> None:
+        """``vm``'s target or balloon size changed (its run starts, goes on or ends)."""
+        if actual_mib - target_mib >= self.min_mib:
+            self.since.setdefault(vm, now)
+        else:
+            self.since.pop(vm, None)
+
+    def forget(self, vm: str) -> None:
+        self.since.pop(vm, None)
+
+    def owed(self, now: float, counts: Callable[[str], bool]) -> bool:
+        """Whether a VM that ``counts`` has owed memory for ``after_s`` at ``now``."""
+        return any(now - t >= self.after_s and counts(vm) for vm, t in self.since.items())
+
+
+__all__ = ["FREE_KEYS", "CriticalRun", "Owing", "cross_check", "hard_floor"]

@@ -639,9 +639,13 @@ def test_each_input_and_poll_can_be_timed():
 # -- seed is the RFC exactly: no host critical override, however it was chosen -------------
 
 def sustained_critical(h: Harness) -> None:
-    for step in (0, 2, 2, 1):  # 5 s of critical, events 2 s apart
+    """5 s of critical, events 2 s apart; the balloons follow every take."""
+    for step in (0, 2, 2, 1):
         h.advance(step)
         h.put(HostPressure(h.now(), "critical"))
+        h.settle()
+        for name, d in h.host.domains.items():
+            h.put(BalloonActual(h.now(), name, d.current_mib))
         h.settle()
 
 

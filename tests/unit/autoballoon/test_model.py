@@ -264,6 +264,8 @@ def test_sustained_host_critical_lets_no_claim_buy_memory_above_the_hard_floor()
     policy = Scripted([TargetChange("a", 300, "take"), TargetChange("b", 1500, "take")])
     model = model_with(policy, ("a", 2048, 2048, 128), ("b", 2048, 2048, 128))
     model.handle(HostPressure(1, "low"))  # a at 300, b at 1500
+    model.handle(BalloonActual(2, "a", 300))  # the balloons follow
+    model.handle(BalloonActual(2, "b", 1500))
     for t in (10, 12, 14):
         model.handle(HostPressure(t, "critical"))
     assert model.view().host_override is False  # 4 s of critical: not yet
@@ -274,6 +276,51 @@ def test_sustained_host_critical_lets_no_claim_buy_memory_above_the_hard_floor()
     assert {c.vm: c.target_mib for c in model.handle(Tick(16))} == {"a": 512}  # 2048 / 4
     assert model.handle(Tick(20)) == []
     assert {c.vm: c.target_mib for c in model.handle(Tick(21))} == {"a": 2048, "b": 2048}
+
+
+
+def sustained_critical_with_a_take(owed_after_s: float = 2.0) -> tuple[Model, Scripted]:
+    """a taken to 300 at t=1, b to 1500; then host critical from t=10 to t=15."""
+    policy = Scripted([TargetChange("a", 300, "take"), TargetChange("b", 1500, "take")])
+    model = model_with(policy, ("a", 2048, 2048, 128), ("b", 2048, 2048, 128),
+                       owed_after_s=owed_after_s)
+    model.handle(HostPressure(1, "low"))
+    policy.wanted = []
+    model.handle(BalloonActual(2, "b", 1500))  # b follows; a's balloon stays at 2048
+    for t in (10, 12, 14, 15):
+        model.handle(HostPressure(t, "critical"))
+    return model, policy
+
+
+def test_no_override_while_a_balloon_owes_what_the_host_asked_for():
+    """cache-hot (tuning): vm-hot's balloon stayed 222-272 MiB above its target while the
+    override cut the growing vm-up below what it needed; the VM that follows pays for the
+    one that does not. While any automated VM owes memory for 2 s, the override is off."""
+    model, policy = sustained_critical_with_a_take()
+    assert model.view().host_override is False  # a owes 1748 MiB since t=1
+    policy.wanted = [TargetChange("b", 2048, "floor: guest needs 2048 MiB")]
+    assert {c.vm: c.target_mib for c in model.handle(Tick(16))} == {"b": 2048}  # not cut
+    model.handle(BalloonActual(16.5, "a", 320))  # a has reached all but 20 MiB
+    assert model.view().host_override is True
+
+
+def test_a_balloon_on_its_way_owes_nothing_yet():
+    model, _ = sustained_critical_with_a_take(owed_after_s=20.0)
+    assert model.view().host_override is True  # a owes since t=1: not for 20 s yet
+    model.handle(HostPressure(21, "critical"))
+    assert model.view().host_override is False
+
+
+def test_only_an_automated_vm_can_owe():
+    model, _ = sustained_critical_with_a_take()
+    model.handle(SetEnabled(15.5, "a", False))
+    assert model.view().host_override is True  # a is the operator's now
+    model.handle(SetEnabled(15.6, "a", True))
+    assert model.view().host_override is False
+    model.handle(VmAdded(15.7, VmInfo("a", 2048, 128), 300, actual_mib=2048))  # a reboot
+    assert model.view().host_override is True  # owes since now, not since t=1
+    model.handle(VmRemoved(17.7, "a"))
+    assert model.view().host_override is True
 
 
 # -- the views policies get cost what they read ---------------------------------------------

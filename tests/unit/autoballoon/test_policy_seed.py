@@ -161,7 +161,8 @@ def test_switching_from_seed_brings_the_override_back():
 
     model = rfc_model()
     for t in (10, 12, 15):
-        model.handle(HostPressure(t, "critical"))
+        for cmd in model.handle(HostPressure(t, "critical")):
+            model.handle(BalloonActual(t, cmd.vm, cmd.target_mib))  # the balloons follow
     assert model.host_override() is False
     model.handle(SetPolicy(16, make_policy("auto")))
     assert model.host_override() is True  # the run of critical was tracked all along

@@ -48,6 +48,27 @@ def test_read_rss_mib_reads_proc(tmp_path: Path):
         qemu_rss.read_rss_mib(8, tmp_path)
 
 
+@pytest.mark.parametrize("text", [
+    STATUS,
+    "VmRSS:\t 2048 kB\nVmSwap:\t 1024 kB\n",  # the first line, no trailing text
+    "Name:\tx\nVmSwap:\t 1024 kB",  # no VmRSS: an exiting process
+    "Name:\tx\nVmRSS:\t lots kB\nVmSwap:\t 1024 kB\n",
+    "Name:\tx\nVmRSS:\t 4096 kB\nHugetlbPages:\t 2048 kB",  # no newline at the end
+    "Name:\tVmRSS:\t 9999 kB\nVmRSS:\t 4096 kB\n",  # only at a line's start
+    "",
+])
+def test_the_bytes_reader_finds_what_parse_status_finds(text: str):
+    expected = qemu_rss.rss_mib(qemu_rss.parse_status(text, qemu_rss.RSS_FIELDS))
+    assert qemu_rss.status_rss_mib(text.encode()) == expected
+
+
+def test_read_rss_mib_reads_a_status_longer_than_one_read(tmp_path: Path):
+    (tmp_path / "7").mkdir()
+    padding = "x" * qemu_rss.READ_SIZE
+    (tmp_path / "7" / "status").write_text(f"Name:\t{padding}\n{STATUS}")
+    assert qemu_rss.read_rss_mib(7, tmp_path) == 1444
+
+
 @pytest.mark.parametrize(("uri", "env", "expected"), [
     ("qemu:///system", {}, "/run/libvirt/qemu/vm1.pid"),
     ("qemu+unix:///system", {}, "/run/libvirt/qemu/vm1.pid"),

@@ -4,25 +4,21 @@ Inputs (libvirt events, host pressure, control commands, the workers' reports) g
 one queue (``inbox.py``: lifecycle and control inputs are never dropped, floods are
 coalesced) to one loop that owns the model, so the model needs no locks and every decision
 is in the order its inputs arrived. Each input is handled in its own guard: one that fails
-is logged and written to the timeline, and the loop goes on.
-
-Only the loop opens, drops and replaces the libvirt connection (libvirt's close callback
-only reports). The blocking calls on a VM (setMemory, setMetadata) run on that VM's worker
-and the stats polls on the stats poller (``workers.py``), so a hung QEMU monitor stalls no
-decision.
-
-Each loop pass handles every input queued by then (up to the next tick or poll), then
-publishes the snapshot the control socket reads once (``snapshot.py``), then after_pass.
+is logged and written to the timeline, and the loop goes on. Only the loop opens, drops
+and replaces the libvirt connection (libvirt's close callback only reports). A VM's
+blocking calls (setMemory, setMetadata) are its worker's jobs, run on a few shared threads
+(``pool.py``), the stats polls on the stats poller (``workers.py``): a hung QEMU monitor
+stalls no decision. Each loop pass handles every input queued by then (up to the next tick
+or poll), publishes the control socket's snapshot once (``snapshot.py``), then after_pass.
 
 The model is the desired state; the loop converges libvirt to it. A setMemory that failed
 is sent again (the model's target by then) on the next stats poll, so a failed give-back
 is never lost. What libvirt holds (target, how much automation took) and the VM's enabled
 and manual flags are kept in the domain's metadata (``saved_state.py``), so a restarted
 daemon resumes where it was. A VM is one boot of a domain: a new domain id is a new VM.
-
 At each stats poll the poller reads every VM's QEMU process size (``VmRss``, fed before
-its stats, so the model cuts them to it) and all their stats in one call; a balloon
-target the hypervisor holds that the daemon did not set makes the VM manual (manual.py).
+its stats, so the model cuts them to it) and all their stats in one call; a target the
+hypervisor holds that the daemon did not set makes the VM manual (manual.py).
 """
 
 from __future__ import annotations
@@ -51,6 +47,7 @@ from autoballoon.libvirt_adapter import LibvirtAdapter, Selector
 from autoballoon.manual import ManualDetector
 from autoballoon.model import Model, SetPolicy
 from autoballoon.policies import make_policy
+from autoballoon.pool import WorkerPool
 from autoballoon.saved_state import SavedState
 from autoballoon.snapshot import Publisher, answer
 from autoballoon.timeline import Timeline, input_records
@@ -92,6 +89,7 @@ class Daemon:
         self.inbox = Inbox(queue_bound)
         self.adapter = (adapter_factory or libvirt_adapters(config))(self.put, clock)
         self.poller = StatsPoller(self.adapter, self.put, clock)
+        self.pool = WorkerPool()  # the threads of the VMs' workers (pool.py)
         self.manual = ManualDetector()
         self.proc = Path("/proc")  # where the QEMU processes' status is read (VmRss)
         self.links: dict[str, VmLink] = {}
@@ -147,6 +145,7 @@ class Daemon:
             link.worker.stop(finish_saves=True)
         for link in self.links.values():
             link.worker.join(max(0.0, end - time.monotonic()))
+        self.pool.close()
 
     def step(self, timeout: float) -> None:
         """One pass: (re)connect, tick and poll when due (after the inputs queued before
@@ -332,7 +331,8 @@ class Daemon:
                   if saved.target_mib is None else saved.target_mib)
         ev = VmAdded(up.t, VmInfo(up.vm, up.max_mib), target, saved.auto_inflated_mib,
                      saved.enabled, saved.manual, up.current_mib)
-        worker = VmWorker(up.ref, self.adapter, self.put, self.clock, self.config.balloon_period_s)
+        worker = VmWorker(up.ref, self.adapter, self.put, self.clock,
+                          self.config.balloon_period_s, self.pool)
         self.links[up.vm] = link = VmLink(up.ref, worker, SavedState(target), first, target)
         self.manual.added(up.vm, target)
         self._feed(ev)
@@ -397,6 +397,7 @@ class Daemon:
             log.warning("host memory unreadable: %s", e)
         else:
             self._input(HostMemory(now, free, total))
+        self.pool.check()  # a thread more if hung calls hold the others
         for name, link in list(self.links.items()):
             self._retry(name, link, now)
             if link.saved is None:  # its last save failed (every change is synced)

@@ -1,10 +1,10 @@
-"""Threads off the decision loop for its blocking calls: one worker per managed VM, and
-one stats poller for all of them.
+"""Work off the decision loop for its blocking calls: one worker per managed VM (its
+jobs run on threads shared by every VM: ``pool.py``), and one stats poller for all.
 
 setMemory, setMetadata and setMemoryStatsPeriod go through libvirt to the VM's QEMU
 monitor; a hung monitor blocks them (libvirt gives up on its job lock only after 30 s).
-Each VM's calls run on that VM's worker, so a hung VM holds up its own commands and
-nothing else.
+Each VM's calls are that VM's worker's jobs, one at a time; a hung VM holds up its own
+commands and one thread of the pool (the pool adds threads when calls hang), nothing else.
 
 A worker holds at most one job, the latest of each kind: a new target replaces one not
 yet sent (the balloon goes where the model wants it now, no backlog builds up behind a
@@ -43,6 +43,7 @@ from pathlib import Path
 from autoballoon import qemu_rss
 from autoballoon.adapter import Adapter, AdapterError, DomainRef
 from autoballoon.events import StatsPoll
+from autoballoon.pool import WorkerPool
 from autoballoon.saved_state import SavedState
 
 log = logging.getLogger("autoballoond")
@@ -168,38 +169,29 @@ class _Job:
 
 
 class VmWorker:
-    """One VM's thread for its blocking calls. Its pending work (``_job``) is guarded by a
-    plain lock, and the thread sleeps on a second one (``_wake``: held while there is
-    nothing to do, released by the hand-over that gives it work): at ~200 commands a
-    second a hand-over and a wake-up are no Python-level ``Condition`` (a lock allocated
-    per wait, a re-entrant lock entered and left in Python), half of a worker's own CPU
-    per command."""
+    """One VM's blocking calls, run on the threads of ``pool`` (``pool.py``: shared by
+    every VM; None: a thread of its own). Its pending work (``_job``) is handed to the
+    pool as one job when there is some and none of its own is queued or running, so its
+    jobs run one at a time and in order."""
 
     def __init__(self, ref: DomainRef, adapter: Adapter, report: Callable[[object], None],
-                 clock: Callable[[], float], stats_period_s: int | None = None) -> None:
+                 clock: Callable[[], float], stats_period_s: int | None = None,
+                 pool: WorkerPool | None = None) -> None:
         self.ref = ref
         self.adapter = adapter
         self.report = report
         self.clock = clock
+        self._own = pool is None
+        self.pool = WorkerPool(1, f"vm-{ref.name}") if pool is None else pool
         self._lock = threading.Lock()
-        self._wake = threading.Lock()  # held: nothing to do (the thread blocks on it)
-        self._wake.acquire()
-        self._woken = False  # _wake released and not yet taken by the thread
         self._job = _Job(stats_period_s=stats_period_s)
-        self._busy = False
+        self._queued = False  # a job of ours is in the pool's queue
+        self._busy = False  # ... or running
         self._stopping = False
         self._finish_saves = False
-        if stats_period_s is not None:
-            self._signal()
-        self._thread = threading.Thread(target=self._run, name=f"vm-{ref.name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _signal(self) -> None:
-        """Wake the thread (under ``_lock``): at most one release per wait."""
-        if not self._woken:
-            self._woken = True
-            self._wake.release()
+        self._done = threading.Event()  # stopped, and nothing queued or running
+        with self._lock:
+            self._hand_over()
 
     def submit(self, command: Command | None = None, save: SavedState | None = None,
                stats_period_s: int | None = None) -> None:
@@ -212,7 +204,7 @@ class VmWorker:
                 job.save = save
             if stats_period_s is not None:
                 job.stats_period_s = stats_period_s
-            self._signal()
+            self._hand_over()
 
     def idle(self) -> bool:
         """Nothing pending and nothing in progress (its reports are queued by then)."""
@@ -224,33 +216,47 @@ class VmWorker:
         with self._lock:
             self._stopping = True
             self._finish_saves = finish_saves
-            self._signal()
+            self._hand_over()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        """Wait (at most ``timeout`` s) for the end of what a stopped worker still does."""
+        self._done.wait(timeout)
 
-    def _run(self) -> None:
-        while True:
-            self._wake.acquire()
+    def _pending(self) -> _Job:  # under _lock
+        """What is to run next: the job, or after ``stop`` the state to save only."""
+        job = self._job
+        if self._stopping:
+            return _Job(save=job.save if self._finish_saves else None)
+        return job
+
+    def _hand_over(self) -> None:  # under _lock
+        if self._queued or self._busy:
+            return  # its job, when it ends, hands over what came meanwhile
+        if not self._pending().empty():
+            self._queued = True
+            self.pool.enqueue(self._work)
+        elif self._stopping and not self._done.is_set():
+            self._done.set()
+            if self._own:
+                self.pool.close()
+
+    def _work(self) -> None:
+        """One job (on a thread of the pool)."""
+        with self._lock:
+            self._queued = False
+            job, self._job = self._pending(), _Job()
+            if job.empty():
+                self._hand_over()
+                return
+            self._busy = True
+        try:
+            self._do(job)
+        except Exception:  # a bug here must not end the VM's worker
+            log.exception("%s: worker job failed", self.ref.name)
+        finally:
             with self._lock:
-                self._woken = False
-                job = self._job
-                if job.empty() and not self._stopping:
-                    continue
-                self._job = _Job()
-                if self._stopping:
-                    job = _Job(save=job.save if self._finish_saves else None)
-                    if job.empty():
-                        return
-                    self._signal()  # come round again: the end follows the save
-                self._busy = True
-            try:
-                self._do(job)
-            except Exception:  # a bug here must not end the VM's worker
-                log.exception("%s: worker job failed", self.ref.name)
-            finally:
-                with self._lock:
-                    self._busy = False
+                self._busy = False
+                self._hand_over()
 
     def _do(self, job: _Job) -> None:
         if job.stats_period_s is not None:

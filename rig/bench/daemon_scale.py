@@ -164,7 +164,8 @@ def thread_cpu_s(threads: Iterable[threading.Thread]) -> dict[threading.Thread, 
 
 
 def thread_group(t: threading.Thread) -> str:
-    """Which of the daemon's threads: its VMs' workers (workers.py names them vm-NAME),
+    """Which of the daemon's threads: its VMs' workers (pool.py names its threads
+    vm-pool-N; a worker with a thread of its own has vm-NAME),
     the stats poller, the loop (the rest)."""
     if t.name.startswith("vm-"):
         return "workers"

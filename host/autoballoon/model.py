@@ -156,6 +156,12 @@ class Model:
         state = self._vms.get(name)
         return state.view() if state is not None else None
 
+    def settings(self, name: str) -> tuple[int, int, bool, bool] | None:
+        """A VM's target, what automation took of it, its enabled and manual flags (what
+        its metadata keeps), without building its view (``vm``); None: no such VM."""
+        s = self._vms.get(name)
+        return None if s is None else (s.target_mib, s.auto_inflated_mib, s.enabled, s.manual)
+
     def baseline_mib(self, max_mib: int, current_mib: int) -> int:
         """The target of a VM first seen at balloon size ``current_mib`` (no saved state):
         that size, but never below the VM's hard floor (the guest writes the size)."""

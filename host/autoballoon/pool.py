@@ -13,8 +13,8 @@ VM: ~20 ms); libvirtd serves at most 20 calls at once anyway (its ``max_workers`
 
 A hung call (a QEMU monitor that does not answer: libvirt gives up after 30 s) holds
 only its own thread: a job waiting while every thread is busy and those not stuck (in
-their job for ``stuck_s``) are fewer than ``size`` gets a new thread (``check``, at each
-hand-over and each call from the daemon's loop). Such extra threads end once idle again.
+their job for ``stuck_s``) are fewer than ``size`` gets a new thread (``check``: the
+daemon's loop calls it at each stats poll). Such extra threads end once idle again.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class WorkerPool:
             self._ready.append(job)
             if self._idle:
                 self._idle.pop().release()
-            else:
-                self._grow()
+            elif self._threads < self.size and not self._closing:
+                self._spawn()  # (stuck threads are counted by check only: once a poll)
 
     def check(self) -> None:
         """A thread for the waiting jobs if those able to take one are too few (stuck)."""

@@ -69,7 +69,7 @@ class VmState:
 
     def build_view(self, claims: bool = True) -> VmView:
         """A new snapshot (``view`` keeps one until the state changes)."""
-        return VmView(
+        return VmView.of(
             name=self.name,
             max_mib=self.max_mib,
             floor_mib=self.floor_mib,

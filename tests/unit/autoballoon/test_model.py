@@ -362,3 +362,19 @@ def test_a_hook_builds_the_views_it_reads_and_no_others(monkeypatch):
     assert view is not None and isinstance(view.stats, Mapping)
     with pytest.raises(TypeError):
         view.stats["usable"] = 1  # type: ignore[index]  # read-only: the model keeps it
+
+
+def test_a_view_is_the_record_its_dataclass_would_build():
+    import dataclasses
+
+    from autoballoon.views import VmView
+
+    state = VmState("a", 2048, 128, 1500, 1600, auto_inflated_mib=500, rss_mib=900,
+                    rss_t=3.0, stats={"usable": 300}, stats_t=4.0, hard_floor_mib=512)
+    for claims in (True, False):
+        view = state.build_view(claims)
+        fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(VmView)}
+        assert vars(view) == fields  # every field set, nothing else
+        assert view == VmView(**fields)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            view.target_mib = 1  # type: ignore[misc]

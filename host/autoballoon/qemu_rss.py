@@ -14,6 +14,7 @@ such file here: its VMs get no ``VmRss``.
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -61,22 +62,42 @@ def rss_mib(figures: Mapping[str, int]) -> int | None:
 
 
 def read_rss_mib(pid: int, proc: Path = Path("/proc")) -> int | None:
-    """What process ``pid`` holds (MiB); OSError if its status cannot be read. (The
-    stats poller reads one per VM each second: plain os calls, no pathlib or text
-    layer, a third of the time of ``Path.read_text``; one read gets it all (procfs hands
-    the whole file to a read that has room: a short read is its end, no second read to
-    find it), and its figures are found in the bytes, not decoded lines.)"""
-    fd = os.open(f"{proc}/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    """What process ``pid`` holds (MiB); OSError if its status cannot be read."""
+    fd = open_status(pid, proc)
     try:
-        data = os.read(fd, READ_SIZE)
-        if len(data) == READ_SIZE:  # more than it ever holds: read to its end
-            chunks = [data]
-            while chunk := os.read(fd, READ_SIZE):
-                chunks.append(chunk)
-            data = b"".join(chunks)
+        return read_status_rss_mib(fd)
     finally:
         os.close(fd)
+
+
+def open_status(pid: int, proc: Path = Path("/proc")) -> int:
+    """A descriptor of process ``pid``'s status (OSError if it cannot be opened). Kept
+    open, it reads the same process at every ``read_status_rss_mib`` (procfs writes the
+    file anew at each read from its start), and never another one that took the pid."""
+    return os.open(f"{proc}/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def read_status_rss_mib(fd: int) -> int | None:
+    """What the process of status descriptor ``fd`` holds (MiB); OSError if it cannot be
+    read (the process is gone). (The stats poller reads one per VM each second: plain os
+    calls, no pathlib or text layer; one read from the start gets it all: procfs hands
+    the whole file to a read that has room; its figures are found in the bytes.)"""
+    data = os.pread(fd, READ_SIZE, 0)
+    if len(data) == READ_SIZE:  # more than it ever holds: read to its end
+        chunks, offset = [data], READ_SIZE
+        while chunk := os.pread(fd, READ_SIZE, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        data = b"".join(chunks)
     return status_rss_mib(data)
+
+
+def status_files_limit() -> int:
+    """How many status descriptors the stats poller keeps open: half of the process's
+    open files limit (the rest for libvirt, sockets, the timeline); beyond them, a VM's
+    status is opened and closed at each poll."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 2048 if soft == resource.RLIM_INFINITY else max(soft // 2, 0)
 
 
 def status_rss_mib(data: bytes) -> int | None:
@@ -120,5 +141,6 @@ def parse_pid(text: str) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-__all__ = ["RSS_FIELDS", "parse_pid", "parse_status", "pid_file", "read_rss_mib", "rss_mib",
+__all__ = ["RSS_FIELDS", "open_status", "parse_pid", "parse_status", "pid_file",
+           "read_rss_mib", "read_status_rss_mib", "rss_mib", "status_files_limit",
            "status_rss_mib"]

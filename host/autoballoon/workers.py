@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -310,6 +311,8 @@ class StatsPoller:
         self._cond = threading.Condition()
         self._job: tuple[tuple[DomainRef, ...], Path] | None = None
         self._pids: dict[DomainRef, int] = {}  # the QEMU pid of each boot (_rss)
+        self._files: dict[DomainRef, int] = {}  # its status, kept open (this thread's)
+        self._max_files = qemu_rss.status_files_limit()
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="stats-poller", daemon=True)
@@ -343,6 +346,9 @@ class StatsPoller:
                 while not self._stopping and self._job is None:
                     self._cond.wait()
                 if self._stopping:
+                    for fd in self._files.values():
+                        os.close(fd)
+                    self._files = {}
                     return
                 job, self._job = self._job, None
                 self._busy = True
@@ -357,7 +363,10 @@ class StatsPoller:
 
     def _poll(self, refs: tuple[DomainRef, ...], proc: Path) -> None:
         pids, self._pids = self._pids, {}  # of the VMs polled now only
-        rss = {ref: self._rss(ref, proc, pids.get(ref)) for ref in refs}
+        files, self._files = self._files, {}
+        rss = {ref: self._rss(ref, proc, pids.get(ref), files.pop(ref, None)) for ref in refs}
+        for fd in files.values():  # of VMs no longer polled
+            os.close(fd)
         asked = self.clock()
         try:
             found = self.adapter.domain_stats(refs)
@@ -375,17 +384,25 @@ class StatsPoller:
         if figures:
             self.report(Polled(t, tuple(figures), asked))
 
-    def _rss(self, ref: DomainRef, proc: Path, pid: int | None) -> int | None:
+    def _rss(self, ref: DomainRef, proc: Path, pid: int | None, fd: int | None
+             ) -> int | None:
         """What the VM's QEMU process holds, if known; its ``pid`` as found at an earlier
-        poll (a boot's QEMU process is one process: its pid file is read once)."""
+        poll (a boot's QEMU process is one process: its pid file is read once) and its
+        status descriptor ``fd`` kept open since (one read a poll, no open and close)."""
         try:
             pid = self.adapter.qemu_pid(ref) if pid is None else pid
-            rss = None if pid is None else qemu_rss.read_rss_mib(pid, proc)
+            if pid is not None and fd is None:
+                fd = qemu_rss.open_status(pid, proc)
+            rss = None if fd is None else qemu_rss.read_status_rss_mib(fd)
         except OSError as e:  # gone meanwhile, or not ours to read
             log.debug("%s: no RSS of QEMU process %s: %s", ref.name, pid, e)
-            return None
+            rss = None
         if pid is not None and rss is not None:
             self._pids[ref] = pid
+            if fd is not None and len(self._files) < self._max_files:
+                self._files[ref], fd = fd, None
+        if fd is not None:
+            os.close(fd)
         return rss
 
 

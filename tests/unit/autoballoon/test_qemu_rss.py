@@ -117,3 +117,59 @@ def test_the_libvirt_adapter_reads_the_session_pid_file(tmp_path, monkeypatch):
 def test_only_the_rss_fields_need_parsing():
     assert qemu_rss.parse_status(STATUS, qemu_rss.RSS_FIELDS) == {
         k: v for k, v in qemu_rss.parse_status(STATUS).items() if k in qemu_rss.RSS_FIELDS}
+
+
+def test_a_status_kept_open_reads_the_file_anew_each_time(tmp_path: Path):
+    (tmp_path / "7").mkdir()
+    status = tmp_path / "7" / "status"
+    status.write_text(STATUS)
+    fd = qemu_rss.open_status(7, tmp_path)
+    try:
+        assert qemu_rss.read_status_rss_mib(fd) == 1444
+        status.write_text(STATUS.replace("409600", "512000"))  # same inode, new figures
+        assert qemu_rss.read_status_rss_mib(fd) == 1544
+        assert qemu_rss.read_status_rss_mib(fd) == 1544
+    finally:
+        import os
+        os.close(fd)
+
+
+def test_the_stats_poller_keeps_each_status_open_and_closes_those_of_vms_gone(tmp_path: Path):
+    import os
+    import time
+
+    from autoballoon.adapter import DomainStats
+    from autoballoon.workers import Polled, StatsPoller
+
+    refs = [DomainRef(f"vm{i}", "u", i) for i in range(3)]
+    for i in range(3):
+        (tmp_path / str(100 + i)).mkdir()
+        (tmp_path / str(100 + i) / "status").write_text(STATUS)
+
+    class Adapter:
+        def domain_stats(self, wanted):
+            return {r: DomainStats({}) for r in wanted}
+
+        def qemu_pid(self, ref):
+            return 100 + ref.domid
+
+    reports: list[object] = []
+    poller = StatsPoller(Adapter(), reports.append, time.monotonic)  # type: ignore[arg-type]
+    poller.stop()
+    poller.join(5)
+    poller._poll(tuple(refs), tmp_path)
+    kept = dict(poller._files)
+    assert set(kept) == set(refs)
+    poller._poll(tuple(refs[:2]), tmp_path)  # vm2 went away
+    assert poller._files == {r: kept[r] for r in refs[:2]}  # the same descriptors
+    with pytest.raises(OSError):
+        os.fstat(kept[refs[2]])  # closed
+    (tmp_path / "101" / "status").write_text("Name:\tqemu\n")  # vm1's process exiting
+    poller._poll(tuple(refs[:2]), tmp_path)
+    assert set(poller._files) == {refs[0]}
+    with pytest.raises(OSError):
+        os.fstat(kept[refs[1]])
+    got = [p for p in reports if isinstance(p, Polled)][-1]
+    assert [(f.vm, f.rss_mib) for f in got.vms] == [("vm0", 1444)]  # vm1: no figure
+    for fd in poller._files.values():
+        os.close(fd)

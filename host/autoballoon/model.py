@@ -153,8 +153,7 @@ class Model:
         return {name: self._vms[name].view() for name in self._names}
 
     def vm(self, name: str) -> VmView | None:
-        state = self._vms.get(name)
-        return state.view() if state is not None else None
+        return state.view() if (state := self._vms.get(name)) is not None else None
 
     def settings(self, name: str) -> tuple[int, int, bool, bool] | None:
         """A VM's target, what automation took of it, its enabled and manual flags (what
@@ -180,11 +179,7 @@ class Model:
         policy it applies to (the run is tracked whatever the policy)."""
         return (getattr(self.policy, "host_critical_override", True) is not False
                 and self.now is not None and self._critical.active(self.now)
-                and not self._owing.owed(self.now, self._automated))
-
-    def _automated(self, name: str) -> bool:
-        state = self._vms.get(name)
-        return state is not None and state.enabled and not state.manual
+                and not self._owing.owed(self.now, self._vms))
 
     def view(self, for_policy: bool = False) -> ModelView:
         """The model's snapshot; ``for_policy``: as policies see it (under the host
@@ -245,8 +240,7 @@ class Model:
                     self._changed.add(name)
                 return []
             case ManualTarget(vm=name, target_mib=target):
-                state = self._get(name)
-                value = safe_int(target)
+                state, value = self._get(name), safe_int(target)
                 if state is not None and value is not None:
                     state.target_mib = min(value, state.max_mib)
                     state.manual = True

@@ -20,8 +20,9 @@ can be verified inside the guest. These pure helpers bound what the claims can c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 #: The memoryStats figures that say how much of the guest's memory is not in use.
 FREE_KEYS: tuple[str, ...] = ("usable", "unused")
@@ -68,6 +69,13 @@ class CriticalRun:
         return now - self.last <= self.gap_s and self.last - self.since >= self.after_s
 
 
+class Automated(Protocol):
+    """What ``Owing.owed`` reads of a VM's state."""
+
+    enabled: bool
+    manual: bool
+
+
 @dataclass
 class Owing:
     """Which VMs' balloons owe at least ``min_mib`` (their size above their target), and
@@ -87,9 +95,11 @@ class Owing:
     def forget(self, vm: str) -> None:
         self.since.pop(vm, None)
 
-    def owed(self, now: float, counts: Callable[[str], bool]) -> bool:
-        """Whether a VM that ``counts`` has owed memory for ``after_s`` at ``now``."""
-        return any(now - t >= self.after_s and counts(vm) for vm, t in self.since.items())
+    def owed(self, now: float, vms: Mapping[str, Automated]) -> bool:
+        """Whether one of ``vms``, automated (enabled, not manual), has owed memory for
+        ``after_s`` at ``now``."""
+        return any(now - t >= self.after_s and (v := vms.get(vm)) is not None
+                   and v.enabled and not v.manual for vm, t in self.since.items())
 
 
 __all__ = ["FREE_KEYS", "CriticalRun", "Owing", "cross_check", "hard_floor"]

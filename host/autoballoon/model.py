@@ -23,7 +23,7 @@ The model enforces its invariants whatever the policy asks for (see ``Model._cla
   never claim more memory in use than its QEMU process holds (``VmRss``), and under
   sustained host critical pressure its pressure exempts it from nothing and no automatic
   raise lifts its target above its hard floor (the override; every policy but ``seed``,
-  the RFC exactly: ``Policy.host_critical_override``), unless a balloon owes memory.
+  the RFC exactly: ``Policy.host_critical_override``); not the floor while a balloon owes.
 """
 
 from __future__ import annotations
@@ -178,13 +178,16 @@ class Model:
         """Whether the host critical override holds now (trust.CriticalRun), under a
         policy it applies to (the run is tracked whatever the policy)."""
         return (getattr(self.policy, "host_critical_override", True) is not False
-                and self.now is not None and self._critical.active(self.now)
-                and not self._owing.owed(self.now, self._vms))
+                and self.now is not None and self._critical.active(self.now))
+
+    def hard_floors(self) -> bool:
+        """Whether the override also caps floors and raises at the hard floors: not while
+        a balloon owes memory (trust.Owing)."""
+        return self.host_override() and not self._owing.owed(self.now or 0.0, self._vms)
 
     def view(self, for_policy: bool = False) -> ModelView:
-        """The model's snapshot; ``for_policy``: as policies see it (under the host
-        critical override, without the guests' pressure claims), its ``vms`` looked up
-        lazily (valid during the policy call only)."""
+        """The model's snapshot; ``for_policy``: as policies see it (under the override,
+        without pressure claims), its ``vms`` looked up lazily (during the call only)."""
         override = self.host_override()
         claims = not (for_policy and override)
         vms: Mapping[str, VmView] = (VmViews(self._vms, self._names, claims) if for_policy
@@ -198,6 +201,7 @@ class Model:
             host_total_mib=self.host_total_mib,
             host_memory_t=self.host_memory_t,
             host_override=override,
+            hard_floors=override and self.hard_floors(),
         )
 
     # ---- the one entry point
@@ -326,6 +330,8 @@ class Model:
             return []  # coalesced: a flood costs one comparison per message
         state.last_guest_handled_t = now
         state.last_guest_handled_rank = rank
+        if self.host_override():
+            return []  # under the override a message buys nothing (trust.py)
         return self.policy.on_guest_pressure(self.view(for_policy=True), state.name, level, now)
 
     def _rss(self, name: object, rss: object, now: float) -> None:
@@ -391,7 +397,7 @@ class Model:
         state.enabled = enabled
 
     # ---- the invariants
-    def _clamp(self, state: VmState, desired: int, override: bool) -> int | None:
+    def _clamp(self, state: VmState, desired: int, capped: bool) -> int | None:
         """The target automation may set for ``desired``, or None for no command."""
         current = state.target_mib
         new = min(desired, state.max_mib)
@@ -400,7 +406,7 @@ class Model:
             return new if new < current else None
         if new > current:
             new = min(new, current + state.auto_inflated_mib)
-            if override:  # no claim buys memory above the hard floor (trust.py)
+            if capped:  # no claim buys memory above the hard floor (trust.py)
                 new = min(new, max(current, state.hard_floor_mib))
             return new if new > current else None
         return None
@@ -412,13 +418,13 @@ class Model:
         for change in changes:
             wanted[change.vm] = change  # the last change for a VM wins
         commands: list[BalloonCommand] = []
-        override = self.host_override()
+        capped = self.hard_floors()
         for name, change in wanted.items():
             state = self._get(name)
             desired = safe_int(change.target_mib, lo=-MAX_VALUE)
             if state is None or desired is None or not state.enabled or state.manual:
                 continue
-            new = self._clamp(state, desired, override)
+            new = self._clamp(state, desired, capped)
             if new is None:
                 continue
             cause = change.cause if new == desired else f"{change.cause} (clamped)"
@@ -441,10 +447,4 @@ def _is_policy(obj: object) -> bool:
     )
 
 
-__all__ = [
-    "Event",
-    "Model",
-    "ModelParams",
-    "SetPolicy",
-    "VmState",
-]
+__all__ = ["Event", "Model", "ModelParams", "SetPolicy", "VmState"]

@@ -13,9 +13,10 @@ can be verified inside the guest. These pure helpers bound what the claims can c
   pressure is hidden from the policies' view (no hysteresis exempts a VM from taking) and
   no automatic raise lifts a target above the VM's hard floor (``hard_floor``).
 - ``Owing``: which VMs' balloons owe memory (stay above their targets) and since when.
-  While one has owed for ``after_s``, the override does not hold: the host has asked for
-  more than it got, and cutting the floors of the VMs that follow their targets would
-  make them pay for the one that does not (slow, deferring, or refusing).
+  While one has owed for ``after_s``, the override caps no floor and no raise (messages
+  still buy nothing): the host has asked for more than it got, and cutting the floors of
+  the VMs that follow their targets would make them pay for the one that does not (slow,
+  deferring, or refusing).
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ class ModelView:
     host_memory_t: float | None
     #: Sustained host critical pressure: guest claims exempt no VM (model.py, trust.py).
     host_override: bool = False
+    #: ... and floors are capped at the hard floors: no balloon owes memory (trust.Owing).
+    hard_floors: bool = False
 
 
 class _Viewable(Protocol):

@@ -284,7 +284,7 @@ class AutoPolicy(Policy):
                 continue  # A5 cool-down
             if vm.actual_mib - vm.target_mib >= p.max_lag_mib:
                 continue  # A5 balloon lags: do not stack targets
-            room = self.headroom(vm, now, override)
+            room = self.headroom(vm, now, view.hard_floors)
             if room >= p.min_change_mib:
                 eligible.append((room, vm))
         if not eligible:
@@ -348,7 +348,7 @@ class AutoPolicy(Policy):
             hold = p.distress_hold_s if reason.startswith("guest stats: swap-in") else 0.0
             if self._claims.grant(vm, now, hold):
                 return self.release(state, GUEST_LEVELS[0], reason)
-        floor = self.floor(state, now, view.host_override)  # A8
+        floor = self.floor(state, now, view.hard_floors)  # A8
         if state.target_mib < floor and state.auto_inflated_mib > 0:
             return [TargetChange(vm, floor, f"floor: guest needs {floor} MiB")]
         return []

@@ -292,35 +292,47 @@ def sustained_critical_with_a_take(owed_after_s: float = 2.0) -> tuple[Model, Sc
     return model, policy
 
 
-def test_no_override_while_a_balloon_owes_what_the_host_asked_for():
+def test_no_hard_floors_while_a_balloon_owes_what_the_host_asked_for():
     """cache-hot (tuning): vm-hot's balloon stayed 222-272 MiB above its target while the
     override cut the growing vm-up below what it needed; the VM that follows pays for the
-    one that does not. While any automated VM owes memory for 2 s, the override is off."""
+    one that does not. While any automated VM owes memory for 2 s, the override caps no
+    floor and no raise; claims still buy nothing."""
     model, policy = sustained_critical_with_a_take()
-    assert model.view().host_override is False  # a owes 1748 MiB since t=1
+    view = model.view()
+    assert (view.host_override, view.hard_floors) == (True, False)  # a owes since t=1
     policy.wanted = [TargetChange("b", 2048, "floor: guest needs 2048 MiB")]
     assert {c.vm: c.target_mib for c in model.handle(Tick(16))} == {"b": 2048}  # not cut
     model.handle(BalloonActual(16.5, "a", 320))  # a has reached all but 20 MiB
-    assert model.view().host_override is True
+    assert model.view().hard_floors is True
+
+
+def test_a_vm_that_owes_cannot_buy_its_way_out_with_messages():
+    """quick-flood (tuning), 2026-12-07: the lying vm-down, taken 193 MiB under the
+    override, owed it for 2 s and its next critical message released 306 MiB: owing must
+    not turn the override's claims rule off, only its hard floors."""
+    model, policy = sustained_critical_with_a_take()
+    policy.wanted = [TargetChange("a", 2048, "guest pressure critical: release")]
+    assert model.handle(GuestPressure(16, "a", "critical")) == []
+    assert model.vm("a").last_guest_level == "critical"  # recorded, buys nothing
 
 
 def test_a_balloon_on_its_way_owes_nothing_yet():
     model, _ = sustained_critical_with_a_take(owed_after_s=20.0)
-    assert model.view().host_override is True  # a owes since t=1: not for 20 s yet
+    assert model.view().hard_floors is True  # a owes since t=1: not for 20 s yet
     model.handle(HostPressure(21, "critical"))
-    assert model.view().host_override is False
+    assert model.view().hard_floors is False
 
 
 def test_only_an_automated_vm_can_owe():
     model, _ = sustained_critical_with_a_take()
     model.handle(SetEnabled(15.5, "a", False))
-    assert model.view().host_override is True  # a is the operator's now
+    assert model.view().hard_floors is True  # a is the operator's now
     model.handle(SetEnabled(15.6, "a", True))
-    assert model.view().host_override is False
+    assert model.view().hard_floors is False
     model.handle(VmAdded(15.7, VmInfo("a", 2048, 128), 300, actual_mib=2048))  # a reboot
-    assert model.view().host_override is True  # owes since now, not since t=1
+    assert model.view().hard_floors is True  # owes since now, not since t=1
     model.handle(VmRemoved(17.7, "a"))
-    assert model.view().host_override is True
+    assert model.view().hard_floors is True
 
 
 # -- the views policies get cost what they read ---------------------------------------------

@@ -172,23 +172,29 @@ def test_flood_from_guests_bounded(policy_name, vms, n):
 def test_no_claim_buys_memory_above_the_hard_floor_under_the_override(policy_name, stream):
     """Sustained host critical pressure first, then anything but VMs coming and going,
     squeezed into its 5 s gap (every policy but seed, the RFC exactly, which the override
-    does not apply to). The override holds exactly while no automated VM's balloon has
-    owed 32 MiB or more (its size above its target) for 2 s, an owing run followed here
-    from the VMs' views alone."""
+    does not apply to). The override holds throughout: no message buys anything; its hard
+    floors hold exactly while no automated VM's balloon has owed 32 MiB or more (its size
+    above its target) for 2 s, an owing run followed here from the VMs' views alone."""
     critical = [HostPressure(t, "critical") for t in range(0, 7)]
     squeezed = [e for e in stream if not isinstance(e, HostPressure | VmAdded | VmRemoved)]
     for i, e in enumerate(squeezed):
         object.__setattr__(e, "t", 6 + 4 * i / max(len(squeezed), 1))
-    model, trace = run(policy_name, critical + squeezed)
+    model, _ = run(policy_name, [])
     owing: dict[str, float] = {}
 
     def owed(vms, now):
         return any(now - since >= 2 and vms[n].enabled and not vms[n].manual
                    for n, since in owing.items())
 
-    for event, before, _, cmds, after, override in trace:
-        now = float(event.t)
-        if now >= 5 and not owed(before, now):  # the override held when it decided
+    for event in critical + squeezed:
+        before = model.vms
+        cmds = model.handle(event)
+        after, now = model.vms, float(event.t)
+        if now >= 6:
+            assert model.host_override()
+            if isinstance(event, GuestPressure):
+                assert cmds == []  # a message buys nothing
+        if now >= 5 and not owed(before, now):  # hard floors when it decided
             for cmd in cmds:
                 vm0 = before[cmd.vm]
                 if cmd.target_mib > vm0.target_mib:
@@ -199,7 +205,7 @@ def test_no_claim_buys_memory_above_the_hard_floor_under_the_override(policy_nam
             else:
                 owing.pop(name, None)
         if now >= 5:
-            assert override is not owed(after, now)
+            assert model.hard_floors() is not owed(after, now)
 
 
 @cfg

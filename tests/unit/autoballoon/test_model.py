@@ -311,9 +311,12 @@ def test_a_vm_that_owes_cannot_buy_its_way_out_with_messages():
     override, owed it for 2 s and its next critical message released 306 MiB: owing must
     not turn the override's claims rule off, only its hard floors."""
     model, policy = sustained_critical_with_a_take()
-    policy.wanted = [TargetChange("a", 2048, "guest pressure critical: release")]
+    assert model.view().hard_floors is False  # a owes since t=1
     assert model.handle(GuestPressure(16, "a", "critical")) == []
+    assert policy.guest_calls == 0  # the policy never hears of it
     assert model.vm("a").last_guest_level == "critical"  # recorded, buys nothing
+    model.handle(GuestPressure(21, "a", "critical"))  # the override is over (15 + 5 s)
+    assert policy.guest_calls == 1
 
 
 def test_a_balloon_on_its_way_owes_nothing_yet():

@@ -114,7 +114,7 @@ class ModelParams:
     #: lasted this long (events at most critical_gap_s apart; PSI fires once per 2 s
     #: window), until critical_gap_s after the last critical event ...
     critical_override_after_s: float = 5.0
-    critical_gap_s: float = 5.0
+    critical_gap_s: float = 3.0
     #: ... no automatic raise lifts a target above this fraction of the VM's maximum;
     hard_floor_fraction: float = 0.25
     #: ... while no VM's balloon has stayed owed_mib above its target for owed_after_s
@@ -246,8 +246,8 @@ class Model:
             case ManualTarget(vm=name, target_mib=target):
                 state, value = self._get(name), safe_int(target)
                 if state is not None and value is not None:
-                    state.target_mib = min(value, state.max_mib)
-                    state.manual = True
+                    state.target_mib, state.manual = min(value, state.max_mib), True
+                    self._owing.note(state.name, state.target_mib, state.actual_mib, now)
                 return []
             case GuestStats(vm=name, stats=stats):
                 return self._stats(name, stats, now)

@@ -171,14 +171,14 @@ def test_flood_from_guests_bounded(policy_name, vms, n):
 @given(st.sampled_from([p for p in POLICIES if p != "seed"]), streams)
 def test_no_claim_buys_memory_above_the_hard_floor_under_the_override(policy_name, stream):
     """Sustained host critical pressure first, then anything but VMs coming and going,
-    squeezed into its 5 s gap (every policy but seed, the RFC exactly, which the override
+    squeezed into its 3 s gap (every policy but seed, the RFC exactly, which the override
     does not apply to). The override holds throughout: no message buys anything; its hard
     floors hold exactly while no automated VM's balloon has owed 32 MiB or more (its size
     above its target) for 2 s, an owing run followed here from the VMs' views alone."""
     critical = [HostPressure(t, "critical") for t in range(0, 7)]
     squeezed = [e for e in stream if not isinstance(e, HostPressure | VmAdded | VmRemoved)]
     for i, e in enumerate(squeezed):
-        object.__setattr__(e, "t", 6 + 4 * i / max(len(squeezed), 1))
+        object.__setattr__(e, "t", 6 + 2.9 * i / max(len(squeezed), 1))
     model, _ = run(policy_name, [])
     owing: dict[str, float] = {}
 

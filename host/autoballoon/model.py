@@ -201,7 +201,7 @@ class Model:
             host_total_mib=self.host_total_mib,
             host_memory_t=self.host_memory_t,
             host_override=override,
-            hard_floors=override and self.hard_floors(),
+            hard_floors=override and not self._owing.owed(self.now or 0.0, self._vms),
         )
 
     # ---- the one entry point
@@ -232,7 +232,7 @@ class Model:
                 state, value = self._get(name), safe_int(actual)
                 if state is not None and value is not None:
                     state.actual_mib = min(value, state.max_mib)
-                    self._owing.note(state.name, state.target_mib, state.actual_mib, now)
+                    self._owing.note(state, now)
                 return []
             case VmAdded():
                 self._add(event)
@@ -247,7 +247,7 @@ class Model:
                 state, value = self._get(name), safe_int(target)
                 if state is not None and value is not None:
                     state.target_mib, state.manual = min(value, state.max_mib), True
-                    self._owing.note(state.name, state.target_mib, state.actual_mib, now)
+                    self._owing.note(state, now)
                 return []
             case GuestStats(vm=name, stats=stats):
                 return self._stats(name, stats, now)
@@ -313,7 +313,7 @@ class Model:
         )
         state.watch(self._changed)
         self._owing.forget(info.name)  # a new boot owes nothing of the last one's
-        self._owing.note(info.name, current, state.actual_mib, self.now or 0.0)
+        self._owing.note(state, self.now or 0.0)
 
     def _guest_pressure(self, name: object, level: str, now: float) -> list[TargetChange]:
         if (state := self._get(name)) is None:
@@ -435,7 +435,7 @@ class Model:
                 state.auto_inflated_mib -= new - state.target_mib
                 state.last_deflate_t = now
             state.target_mib = new
-            self._owing.note(state.name, state.target_mib, state.actual_mib, now)
+            self._owing.note(state, now)
             commands.append(BalloonCommand(t=now, vm=name, target_mib=new, cause=cause))
         return commands
 

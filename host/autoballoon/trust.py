@@ -77,6 +77,14 @@ class Automated(Protocol):
     manual: bool
 
 
+class Balloon(Protocol):
+    """What ``Owing.note`` reads of a VM's state."""
+
+    name: str
+    target_mib: int
+    actual_mib: int
+
+
 @dataclass
 class Owing:
     """Which VMs' balloons owe at least ``min_mib`` (their size above their target), and
@@ -86,12 +94,12 @@ class Owing:
     after_s: float
     since: dict[str, float] = field(default_factory=dict)
 
-    def note(self, vm: str, target_mib: int, actual_mib: int, now: float) -> None:
+    def note(self, vm: Balloon, now: float) -> None:
         """``vm``'s target or balloon size changed (its run starts, goes on or ends)."""
-        if actual_mib - target_mib >= self.min_mib:
-            self.since.setdefault(vm, now)
+        if vm.actual_mib - vm.target_mib >= self.min_mib:
+            self.since.setdefault(vm.name, now)
         else:
-            self.since.pop(vm, None)
+            self.since.pop(vm.name, None)
 
     def forget(self, vm: str) -> None:
         self.since.pop(vm, None)

@@ -1,7 +1,7 @@
 """A lying guest's side of a run (pure): the script a VM whose scenario says
 ``lies = "flood"`` runs beside its workload, claiming critical pressure without pause.
 
-It writes to the test driver's debugfs ``msg_flood`` (guest-driver/patches/0005: writing
+It writes to the test driver's debugfs ``msg_flood`` (guest-driver/test-patches/0001: writing
 N queues N well-formed critical PRESSURE messages) ``FLOOD_BURST`` messages every
 ``FLOOD_PERIOD_S`` from the workload's start until the host creates ``STOP_FILE`` in the
 guest at its end (``stop_command``; at most ``max_s``), then prints ``@@flood N`` (the

@@ -48,7 +48,7 @@ guest_swap_mib = 128
 guest_driver = "test"
 """
 # One valid PRESSURE message (virtio_balloon_msg_hdr type 1, len 8, seq 0; level 1 = low,
-# events 1), as printf(1) octal escapes.
+# intervals 1), as printf(1) octal escapes.
 PRESSURE_MSG = r"\001\000\010\000\000\000\000\000\001\000\000\000\001\000\000\000"
 INJECT = ("for d in /sys/kernel/debug/virtio*/; do [ -e $d/msg_inject ] && "
           f"printf '{PRESSURE_MSG}' > $d/msg_inject && exit 0; done; exit 1")

@@ -38,8 +38,11 @@ MANIFEST = "manifest.json"
 
 DRIVER_SOURCE = "drivers/virtio/virtio_balloon.c"
 DRIVER_HEADER = "include/uapi/linux/virtio_balloon.h"
+DRIVER_KCONFIG = "drivers/virtio/Kconfig"  # patched (select), not used by the build
 # Copied into the build directory (the files a patch may touch).
-BUILD_MEMBERS: tuple[str, ...] = (DRIVER_SOURCE, DRIVER_HEADER)
+BUILD_MEMBERS: tuple[str, ...] = (DRIVER_SOURCE, DRIVER_HEADER, DRIVER_KCONFIG)
+# Test-only patches (not for review), applied on top of patches/ in a test build.
+TEST_PATCHES = "test-patches"
 # Extracted from the linux-source tarball (checkpatch for reviewing the patches).
 SOURCE_MEMBERS: tuple[str, ...] = (
     *BUILD_MEMBERS,
@@ -61,7 +64,7 @@ class GuestModule:
     warnings: tuple[str, ...]  # compiler warning lines from the build
     build_log: Path
     build_dir: Path  # the patched tree-shaped sources the module was built from
-    test_build: bool = False  # built with AB_TEST=y: the driver's test-only interface is in
+    test_build: bool = False  # test-patches/ applied on top: the test-only interface is in
 
 
 # ---- pure helpers ---------------------------------------------------------------------
@@ -82,7 +85,7 @@ def module_key(kernel: GuestKernel, driver_dir: Path, w1: bool, test_build: bool
         "abi": kernel.abi,
         "driver": driver_digest(driver_dir),
         "w1": "1" if w1 else "0",
-        "test-build": "1" if test_build else "0",
+        "test-build": patches_digest(driver_dir / TEST_PATCHES) if test_build else "0",
         "recipe": RECIPE_VERSION,
         "builder": digest_file(Path(__file__)),
     })
@@ -166,6 +169,40 @@ def _module_at(final: Path, key: str, vermagic: str, patches: tuple[str, ...], w
     )
 
 
+def compile_module(layout: Layout, kernel: GuestKernel, src: Path, build: Path, log: Path,
+                   patches: list[Path], version: str, w1: bool) -> tuple[str, ...]:
+    """Lay out `build` from the extracted sources `src`, apply `patches` in order and
+    build the module there (`version` stamped in it); return the patch names applied."""
+    build.mkdir(parents=True)
+    for member in BUILD_MEMBERS:
+        (build / member).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / member, build / member)
+    applied = apply_series(patches, build, log, "the pristine 6.1 driver")
+    shutil.copy2(layout.guest_driver / "Kbuild", build / "Kbuild")
+    (build / "autoballoon_version.c").write_text(version_stamp_source(version))
+    argv: list[str | Path] = ["make", "-C", kernel.headers_dir, f"M={build}",
+                              f"-j{os.cpu_count() or 1}"]
+    if w1:
+        argv.append("W=1")
+    try:
+        run([*argv, "modules"], log=log)
+    except RigError as e:
+        raise RigError(f"building {MODULE_NAME}.ko failed; see {log}") from e
+    return applied
+
+
+def series_step_warnings(layout: Layout, progress: Progress, kernel: GuestKernel,
+                         count: int, workdir: Path) -> tuple[str, ...]:
+    """Bisectability: build the series' first `count` patches alone (W=1) in `workdir`;
+    return the compiler warnings (a failed build raises RigError)."""
+    src = ensure_linux_source(layout, progress, kernel)
+    series = list_patches(layout.guest_driver / "patches")[:count]
+    log = workdir / "build.log"
+    compile_module(layout, kernel, src, workdir / "build", log, series,
+                   module_version(f"step-{count}"), w1=True)
+    return parse_warnings(log.read_text(errors="replace"))
+
+
 def ensure_guest_module(
     layout: Layout, progress: Progress, kernel: GuestKernel, *, w1: bool = False,
     test_build: bool = False,
@@ -184,25 +221,11 @@ def ensure_guest_module(
         with staging(final) as tmp:
             build = tmp / "build"
             log = tmp / "build.log"
-            build.mkdir(parents=True)
-            for member in BUILD_MEMBERS:
-                (build / member).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src / member, build / member)
-            applied = apply_series(list_patches(layout.guest_driver / "patches"), build, log,
-                                   "the pristine 6.1 driver")
-            shutil.copy2(layout.guest_driver / "Kbuild", build / "Kbuild")
-            (build / "autoballoon_version.c").write_text(
-                version_stamp_source(module_version(key)))
-            argv: list[str | Path] = ["make", "-C", kernel.headers_dir, f"M={build}",
-                                      f"-j{os.cpu_count() or 1}"]
+            series = list_patches(layout.guest_driver / "patches")
             if test_build:
-                argv.append("AB_TEST=y")
-            if w1:
-                argv.append("W=1")
-            try:
-                run([*argv, "modules"], log=log)
-            except RigError as e:
-                raise RigError(f"building {MODULE_NAME}.ko failed; see {log}") from e
+                series += list_patches(layout.guest_driver / TEST_PATCHES)
+            applied = compile_module(layout, kernel, src, build, log, series,
+                                     module_version(key), w1)
             ko = build / f"{MODULE_NAME}.ko"
             vermagic = _modinfo("vermagic", ko)
             stock = _modinfo("vermagic", kernel.modules_dir / STOCK_MODULE)

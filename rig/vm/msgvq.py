@@ -1,9 +1,12 @@
 """Measurements of the message virtqueue in a running VM: guest pressure -> QMP event.
 
-The guest's first reclaim pass is timed in the guest by `abprobe reclaim` (polls
+The guest's first direct-reclaim stall is timed in the guest by `abprobe stall` (polls
 /proc/vmstat every millisecond); the host-side event carries QEMU's host timestamp. The
 two clocks are related by the offset measured over SSH (minimum round trip of several
 `abprobe now` samples), so a latency has an uncertainty of half that round trip.
+
+`msg_stats` reads the driver's own counters (debugfs msg_stats: samples, messages sent
+per level, and the reclaim it judged with the balloon's share apart).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ def hog_command(mib: int) -> str:
     """Shell: write `mib` MiB into the hog tmpfs (then the caller removes HOG)."""
     return f"{MOUNT_HOG}; dd if=/dev/zero of={HOG} bs=1M count={mib} 2>&1"
 LEVELS = ("low", "medium", "critical")
+#: Levels that say an allocation is in trouble (the guest is not merely recycling cache).
+SERIOUS = ("medium", "critical")
+MSG_STATS = ("for d in /sys/kernel/debug/virtio*/; do [ -e $d/msg_stats ] && "
+             "cat $d/msg_stats && exit 0; done; exit 1")
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class ClockOffset:
 
 @dataclass(frozen=True)
 class Trial:
-    latency_s: float  # host event time - guest first reclaim pass (host clock)
+    latency_s: float  # host event time - guest first direct-reclaim stall (host clock)
     uncertainty_s: float
     level: str
     event: QmpEvent
@@ -78,11 +85,30 @@ def quiesce(watcher: EventWatcher, quiet_s: float = 2.0, limit_s: float = 60.0
     raise RigError(f"events did not stop within {limit_s:.0f} s")
 
 
+def msg_stats(rec: vm.VmRecord) -> dict[str, int]:
+    """The guest driver's debugfs msg_stats (RigError if the guest has none)."""
+    r = vm.ssh_exec(rec, MSG_STATS)
+    if r.status != 0:
+        raise RigError(f"{rec.name}: no msg_stats in debugfs (is the message queue on?)")
+    return parse_msg_stats(r.stdout)
+
+
+def parse_msg_stats(text: str) -> dict[str, int]:
+    """`name value` lines as a dict; other lines are ignored."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
 def pressure_trial(rec: vm.VmRecord, watcher: EventWatcher, offset: ClockOffset,
                    extra_mib: int = 96, timeout_s: float = 30.0) -> Trial:
-    """Fill tmpfs past the available memory, time reclaim start to the host event."""
+    """Fill tmpfs (swap-backed, so anonymous demand) past the available memory; time the
+    guest's first direct-reclaim stall to the first medium or critical host event."""
     hog = mem_available_mib(rec) + extra_mib
-    armed = vm.ssh_exec(rec, "rm -f /tmp/probe.out; (abprobe reclaim 60 >/tmp/probe.out"
+    armed = vm.ssh_exec(rec, "rm -f /tmp/probe.out; (abprobe stall 60 >/tmp/probe.out"
                              " 2>&1 &); for i in $(seq 100); do grep -q armed /tmp/probe.out"
                              " 2>/dev/null && exit 0; usleep 20000; done; exit 1")
     if armed.status != 0:
@@ -90,15 +116,22 @@ def pressure_trial(rec: vm.VmRecord, watcher: EventWatcher, offset: ClockOffset,
     watcher.drain()
     vm.ssh_exec(rec, f"({hog_command(hog)}; touch /tmp/hog.done) >/dev/null 2>&1 &")
     try:
-        event = watcher.get(timeout_s)
+        event = None
+        end = time.monotonic() + timeout_s
+        while event is None and (left := end - time.monotonic()) > 0:
+            ev = watcher.get(left)
+            if ev is not None and ev.data.get("level") in SERIOUS:
+                event = ev
         if event is None:
-            raise RigError(f"{rec.name}: no {PRESSURE_EVENT} within {timeout_s:.0f} s of a "
-                           f"{hog} MiB tmpfs hog")
+            raise RigError(f"{rec.name}: no medium or critical {PRESSURE_EVENT} within "
+                           f"{timeout_s:.0f} s of a {hog} MiB tmpfs hog")
         out = ""
         end = time.monotonic() + timeout_s
-        while "reclaim" not in out and time.monotonic() < end:
+        while "stall" not in out and time.monotonic() < end:
             out = vm.ssh_exec(rec, "cat /tmp/probe.out").stdout
-        guest_ns = int(out.split("reclaim")[1].split()[0])
+        if "stall" not in out:
+            raise RigError(f"{rec.name}: abprobe saw no direct-reclaim stall: {out.strip()}")
+        guest_ns = int(out.split("stall")[1].split()[0])
     finally:
         vm.ssh_exec(rec, "while [ ! -e /tmp/hog.done ]; do usleep 50000; done;"
                          f" rm -f {HOG} /tmp/hog.done", timeout_s=120)

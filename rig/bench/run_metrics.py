@@ -14,6 +14,8 @@ Raw files of a run directory (written by rig.bench):
   host-memcg.json               {"memsw_max_usage_bytes": ...} of the host cgroup at the end
   <vm>.guest-vmstat.start       the guest's /proc/vmstat before the daemon started (when
                                 absent, the one its workload script printed at its start)
+  <vm>.guest-msgstats.start / .end  the guest driver's debugfs msg_stats around the
+                                workload (guests with the message queue only)
 
 The start snapshots are all taken before the daemon starts.
 """
@@ -74,6 +76,7 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
             vm, kind=run.kind, score=run.score_total, vmstat_delta=delta,
             oom_kills=oom if oom is not None else run.dmesg_oom_kills))
         metrics[f"{vm}.guest.failed_steps"] = run.failed_steps
+        metrics.update(guest_msg_metrics(run_dir, vm))
     metrics.update(_sampled(run_dir, vms))
     daemon_stat = run_dir / "autoballoond.stat"
     if daemon_stat.exists():  # the daemon's own CPU over its life (it starts with the run)
@@ -93,6 +96,17 @@ def compute(run_dir: Path, vms: Sequence[str]) -> tuple[bool, Metrics]:
         metrics["daemon.guest_pressure_events"] = sum(
             r.get("event") == "GuestPressure" for r in records)
     return complete, metrics
+
+
+def guest_msg_metrics(run_dir: Path, vm: str) -> Metrics:
+    """<vm>.guest.msg_{low,medium,critical}: the pressure messages the guest's driver sent
+    during the workload, per level ({} without both msgstats snapshots)."""
+    files = [run_dir / f"{vm}.guest-msgstats.{s}" for s in ("start", "end")]
+    if not all(f.exists() for f in files):
+        return {}
+    s0, s1 = (hostcheck.parse_kv(f.read_text()) for f in files)
+    return {f"{vm}.guest.msg_{level}": s1.get(f"sent_{level}", 0) - s0.get(f"sent_{level}", 0)
+            for level in ("low", "medium", "critical")}
 
 
 def zero_swaps(h0: dict[str, int], h1: dict[str, int]) -> Metrics:

@@ -44,6 +44,7 @@ from rig.layout import Layout
 from rig.progress import Progress
 from rig.scenario import Scenario
 from rig.vm import domains as vm
+from rig.vm import msgvq
 
 # The daemon's policy for each mode (None: no daemon).
 MODE_POLICY: dict[str, str | None] = {
@@ -208,6 +209,15 @@ def _snapshot(out: Path, suffix: str, recs: dict[str, vm.VmRecord], memcg: Path)
         (out / f"{name}.qemu-stat.{suffix}").write_text(qemu_stat_text(rec))
 
 
+def _guest_msg_stats(out: Path, suffix: str, recs: dict[str, vm.VmRecord]) -> None:
+    """Each guest driver's own counters (debugfs msg_stats: messages sent per level), for
+    the guests whose driver has them (run_metrics: <vm>.guest.msg_*)."""
+    for name, rec in recs.items():
+        r = vm.ssh_exec(rec, msgvq.MSG_STATS)
+        if r.status == 0:
+            (out / f"{name}.guest-msgstats.{suffix}").write_text(r.stdout)
+
+
 def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSummary:
     """One complete run into `out` (marked INCOMPLETE until it is)."""
     sc = ctx.scenario
@@ -240,6 +250,7 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                 for name, rec in recs.items():
                     (out / f"{name}.guest-vmstat.start").write_text(
                         vm.ssh_exec(rec, "cat /proc/vmstat").stdout)
+                _guest_msg_stats(out, "start", recs)
                 policy = MODE_POLICY[mode]
                 if policy is not None:
                     with ctx.progress.step(f"start autoballoond (policy {policy}) in "
@@ -250,6 +261,7 @@ def run_once(ctx: BenchContext, mode: str, n: int, out: Path) -> results.RunSumm
                             expect_vms=len(recs))
                         _check_daemon_cgroup(daemon, memcg)
                 _measure(ctx, out, recs, memcg, binary)
+                _guest_msg_stats(out, "end", recs)
                 if daemon is not None:
                     if daemon.proc is not None and daemon.proc.poll() is None:
                         for f in ("stat", "status"):

@@ -41,6 +41,7 @@ KEEP = (
     "samples.jsonl", "timeline.jsonl", "autoballoond.stat", "autoballoond.status",
     "host-memcg.json", "host-vmstat.*", "host-meminfo.*", "host-memcg-stat.*",
     "*.qemu-stat.start", "*.qemu-stat.end", "*.stream.txt", "*.guest-vmstat.start",
+    "*.guest-msgstats.start", "*.guest-msgstats.end",
 )
 #: The runs of each mode whose timeline the copy's reports plot.
 EXPORT_TIMELINE_RUNS = 1

@@ -366,3 +366,15 @@ def test_read_jsonl_skips_a_cut_last_line_only(tmp_path):
     f.write_text('{"a": 1}\nnot json\n{"b": 2}\n')
     with pytest.raises(ValueError, match="t.jsonl:2: not a JSON line"):
         read_jsonl(f)
+
+
+def test_guest_msg_metrics_count_messages_sent_during_the_workload(tmp_path: Path):
+    from rig.bench.run_metrics import guest_msg_metrics
+
+    assert guest_msg_metrics(tmp_path, "vm-a") == {}  # a guest without the message queue
+    (tmp_path / "vm-a.guest-msgstats.start").write_text(
+        "samples 10\nsent 3\nsent_low 1\nsent_medium 2\nsent_critical 0\nseq 3\n")
+    (tmp_path / "vm-a.guest-msgstats.end").write_text(
+        "samples 250\nsent 9\nsent_low 4\nsent_medium 3\nsent_critical 2\nseq 9\n")
+    assert guest_msg_metrics(tmp_path, "vm-a") == {
+        "vm-a.guest.msg_low": 3, "vm-a.guest.msg_medium": 1, "vm-a.guest.msg_critical": 2}

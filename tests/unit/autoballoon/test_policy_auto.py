@@ -276,6 +276,38 @@ def test_a1_need_is_the_largest_over_the_window():
     assert cmd.target_mib < 1024 - 300
 
 
+def _floor(model, vm, t):
+    return model.policy.floor(model.view().vms[vm], t)
+
+
+def test_a1_a_growing_guest_keeps_its_growth_above_the_margin():
+    """quick: a guest growing 100 MiB per 10 s, taken to need + margin, swapped at each step."""
+    model = make(("a", 1024, 1024))
+    for t in range(0, 7):
+        stats(model, t, "a", usable=1024 - 300)  # need 300
+    for t in range(10, 17):
+        stats(model, t, "a", usable=1024 - 400)  # need 400: grew 100 over 10 s
+    margin = model.policy.margin(model.view().vms["a"])
+    assert _floor(model, "a", 16) == 400 + margin + 100
+
+
+def test_a1_growth_is_capped_and_a_shrinking_or_new_guest_has_none():
+    model = make(("a", 2048, 2048), ("b", 2048, 2048), ("c", 2048, 2048))
+    for t in range(0, 7):
+        stats(model, t, "a", usable=2048 - 300)
+        stats(model, t, "b", usable=2048 - 900)
+    for t in range(10, 17):
+        stats(model, t, "a", usable=2048 - 900)  # grew 600
+        stats(model, t, "b", usable=2048 - 300)  # shrank 600
+        stats(model, t, "c", usable=2048 - 300)  # no history 10 s back
+    view = model.view()
+    margin = model.policy.margin(view.vms["a"])
+    cap = AutoParams().growth_cap_mib
+    assert _floor(model, "a", 16) == 900 + margin + cap
+    assert model.policy.growth(view.vms["b"], 16, 300) == 0
+    assert model.policy.growth(view.vms["c"], 16, 300) == 0
+
+
 def test_a7_a_full_guest_that_does_not_swap_is_not_held():
     model = make(("a", 2048, 2048))
     stats(model, 0, "a", usable=10)  # full, no swap-in: no hold

@@ -1,5 +1,5 @@
 # autoballoon: the two commands of the README, and what they stand on.
-#   make bench      bootstrap, then the default benchmark: quick, vanilla vs auto
+#   make bench      bootstrap, then the default benchmark: quick, vanilla vs auto+fpr
 #   make test       bootstrap, then the test suite through tox
 #   make bench-matrix  every scenario of the suite x every mode, 2 runs each (hours)
 # Debian's interpreter, explicitly: a pyenv python3 on PATH lacks the Debian modules.
@@ -11,7 +11,7 @@ VENV_DEBS := python3-venv python3-dev libvirt-dev pkg-config gcc
 .PHONY: bench bench-full bench-matrix test bootstrap lint clean-venv
 
 bench: bootstrap
-	$(VENV)/bin/rig bench quick --modes vanilla auto
+	$(VENV)/bin/rig bench quick --modes vanilla auto+fpr
 
 test: bootstrap
 	$(VENV)/bin/tox run -e lint,unit,integration,reproduce,cache

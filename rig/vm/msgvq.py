@@ -6,7 +6,8 @@ two clocks are related by the offset measured over SSH (minimum round trip of se
 `abprobe now` samples), so a latency has an uncertainty of half that round trip.
 
 `msg_stats` reads the driver's own counters (debugfs msg_stats: samples, messages sent
-per level, and the reclaim it judged with the balloon's share apart).
+per level, and the reclaim it judged with the balloon's share apart; `name value` lines,
+as rig.bench.hostcheck.parse_kv reads them).
 """
 
 from __future__ import annotations
@@ -85,22 +86,13 @@ def quiesce(watcher: EventWatcher, quiet_s: float = 2.0, limit_s: float = 60.0
     raise RigError(f"events did not stop within {limit_s:.0f} s")
 
 
-def msg_stats(rec: vm.VmRecord) -> dict[str, int]:
-    """The guest driver's debugfs msg_stats (RigError if the guest has none)."""
+def msg_stats(rec: vm.VmRecord) -> str:
+    """The guest driver's debugfs msg_stats, `name value` lines (RigError if the guest
+    has none)."""
     r = vm.ssh_exec(rec, MSG_STATS)
     if r.status != 0:
         raise RigError(f"{rec.name}: no msg_stats in debugfs (is the message queue on?)")
-    return parse_msg_stats(r.stdout)
-
-
-def parse_msg_stats(text: str) -> dict[str, int]:
-    """`name value` lines as a dict; other lines are ignored."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
+    return r.stdout
 
 
 def pressure_trial(rec: vm.VmRecord, watcher: EventWatcher, offset: ClockOffset,

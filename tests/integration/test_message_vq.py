@@ -21,6 +21,7 @@ import libvirt_qemu
 import pytest
 
 from rig import scenario
+from rig.bench.hostcheck import parse_kv
 from rig.build.bootstrap import image_for
 from rig.host import lifecycle as host
 from rig.progress import Progress
@@ -206,7 +207,7 @@ def test_a_streaming_guest_whose_cache_the_balloon_takes_sends_nothing_serious(r
     # stream's) must not look like a guest in trouble.
     rec = rig.recs["msg"]
     msgvq.quiesce(rig.watcher)
-    before = msgvq.msg_stats(rec)
+    before = parse_kv(msgvq.msg_stats(rec))
     stream = vm.ssh_exec(rec, f"(abload stream -d {rig.data_devs['msg']} -S 45 "
                               ">/tmp/stream.out 2>&1 &)")
     assert stream.status == 0, stream.stderr
@@ -224,7 +225,7 @@ def test_a_streaming_guest_whose_cache_the_balloon_takes_sends_nothing_serious(r
         vm.set_balloon(rig.conn, rec, 640)
         vm.ssh_exec(rec, "pkill -TERM abload; while pidof abload >/dev/null; do usleep "
                          "200000; done", timeout_s=90)
-    after = msgvq.msg_stats(rec)
+    after = parse_kv(msgvq.msg_stats(rec))
     events = _events_of(rig.watcher.drain(), "msg")
     delta = {k: after[k] - before.get(k, 0) for k in after}
     print(f"inflation 640->448->320->256 MiB took {took}; guest counters {delta}; "

@@ -177,7 +177,7 @@ def compile_module(layout: Layout, kernel: GuestKernel, src: Path, build: Path, 
     for member in BUILD_MEMBERS:
         (build / member).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / member, build / member)
-    applied = apply_series(patches, build, log, "the pristine 6.1 driver")
+    applied = apply_series(patches, build, log, "the 6.1 driver sources")
     shutil.copy2(layout.guest_driver / "Kbuild", build / "Kbuild")
     (build / "autoballoon_version.c").write_text(version_stamp_source(version))
     argv: list[str | Path] = ["make", "-C", kernel.headers_dir, f"M={build}",

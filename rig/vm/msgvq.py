@@ -31,7 +31,6 @@ MOUNT_HOG = ("grep -q ' /run/hog ' /proc/mounts || "
 def hog_command(mib: int) -> str:
     """Shell: write `mib` MiB into the hog tmpfs (then the caller removes HOG)."""
     return f"{MOUNT_HOG}; dd if=/dev/zero of={HOG} bs=1M count={mib} 2>&1"
-LEVELS = ("low", "medium", "critical")
 #: Levels that say an allocation is in trouble (the guest is not merely recycling cache).
 SERIOUS = ("medium", "critical")
 MSG_STATS = ("for d in /sys/kernel/debug/virtio*/; do [ -e $d/msg_stats ] && "

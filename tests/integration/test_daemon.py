@@ -104,13 +104,17 @@ def test_daemon_inflates_on_host_pressure_and_deflates_on_guest_pressure(managed
         assert state["auto_inflated_mib"] == taken
         assert abs(state["target_mib"] - target_before) <= 4
 
-        # Guest pressure gives memory back, never more than automation took.
+        # Guest pressure gives memory back, never more than automation took. Whichever
+        # of the guest's two signals arrives first answers: its pressure message (A6), or
+        # its stats saying usable memory is gone (A7). Under TCG the 1 s stats poll often
+        # wins, and the release it brings spares the guest the stall its message reports
+        # (CI, 2026-12-07: two A7 releases, 25 pages swapped, no message sent).
         hog = msgvq.mem_available_mib(rec) + 96
         vm.ssh_exec(rec, f"{msgvq.hog_command(hog)} >/dev/null; rm -f {msgvq.HOG}",
                     timeout_s=120)
-        back = _wait_for("a command caused by guest pressure", lambda: next(
+        back = _wait_for("a command caused by the guest's pressure or its stats", lambda: next(
             (r for r in _timeline(d.timeline) if r["kind"] == "command"
-             and "guest pressure" in r["cause"]), None), 30)
+             and r["cause"].startswith(("guest pressure", "guest stats"))), None), 30)
         assert target_before < back["target_mib"] <= 768
 
         # Disabled VMs get no commands.

@@ -29,6 +29,11 @@ A13 a pressure message is judged by the guest's own stats on both sides of it: w
    budget is spent. The message itself is honoured as any claim: stats can be older than
    an honest guest's burst, never newer. After a false claim the VM is on probation: its
    messages buy nothing until stats that show it short (less than the margins usable).
+A14 a quiet guest is probed below its need: when its need has not risen, it has not
+   swapped in, faulted from disk or reported pressure for ``quiet_s``, its A1 floor drops
+   to its hard floor, at most ``probe_step_mib`` below the A1 floor per take. Memory the
+   guest holds and does not touch goes to its own swap, where the guest, not the host,
+   chose the pages. Its first swap-in, major faults or pressure ends it (A8 gives back).
 """
 
 from __future__ import annotations
@@ -116,6 +121,14 @@ class AutoParams:
     contradiction_max_age_s: float = 3.0
     judge_after_s: float = 2.0
     refuted_charge_s: float = 40.0
+    # A14: a guest is quiet after this long without a rise of its need (by more than half
+    # a margin), swap-in, more than quiet_major_faults major faults, or a pressure
+    # message; then each take may go probe_step_mib below its A1 floor, down to its hard
+    # floor (0 turns A14 off). idle (tuning): vm-idle held 448 MiB it never touched, its
+    # need kept it out of reach, and the host swapped QEMU's pages instead.
+    quiet_s: float = 20.0
+    quiet_major_faults: int = 256
+    probe_step_mib: int = 32
 
 
 @dataclass
@@ -133,6 +146,8 @@ class AutoPolicy(Policy):
     #: A13: VMs on probation (a message refuted, no stats looking short since).
     _refuted: set[str] = field(default_factory=set, repr=False)
     #: A9: the host figure's time, and what was given back since (it cannot show yet).
+    #: A14: per VM, since when it is quiet, its lowest need since, and its major faults then.
+    _quiet: dict[str, tuple[float, int, int]] = field(default_factory=dict, repr=False)
     _given: tuple[float | None, int] = field(default=(None, 0), repr=False)
 
     def __post_init__(self) -> None:
@@ -189,8 +204,31 @@ class AutoPolicy(Policy):
         kept = [(t, n) for t, n in self._needs.get(vm.name, ()) if now - t <= keep_s]
         self._needs[vm.name] = [*kept[-127:], (now, need)]
 
-    def floor(self, vm: VmView, now: float, override: bool = False) -> int:
-        """A1: the lowest target automation may set for ``vm`` now (A12: ``override``)."""
+    def note_quiet(self, vm: VmView, now: float, busy: bool = False) -> None:
+        """A14: with stats (or a pressure message: ``busy``) at ``now``, whether ``vm``'s
+        quiet goes on: its need has not risen above the lowest since it began, and it has
+        not swapped in or faulted from disk."""
+        need = self.guest_need(vm)
+        faults = vm.stats.get("major_fault", 0)
+        was = self._quiet.get(vm.name)
+        swapped_in = vm.stats.get("swap_in", 0) > vm.prev_stats.get("swap_in", 0)
+        if busy or need is None or was is None or swapped_in \
+                or need > was[1] + self.margin(vm) // 2 \
+                or faults - was[2] > self.params.quiet_major_faults:
+            self._quiet[vm.name] = (now, need if need is not None else vm.max_mib, faults)
+        elif need < was[1]:
+            self._quiet[vm.name] = (was[0], need, was[2])
+
+    def quiet(self, vm: VmView, now: float) -> bool:
+        """A14: whether ``vm`` has been quiet for ``quiet_s`` and A14 is on."""
+        was = self._quiet.get(vm.name)
+        return self.params.probe_step_mib > 0 and was is not None \
+            and now - was[0] >= self.params.quiet_s and self.fresh_stats(vm, now)
+
+    def floor(self, vm: VmView, now: float, override: bool = False, probe: bool = True
+              ) -> int:
+        """A1: the lowest target automation may set for ``vm`` now (A12: ``override``;
+        A14: a quiet VM's is its hard floor, unless not ``probe``)."""
         p = self.params
         static = max(vm.floor_mib, p.min_floor_mib)
         need = self.recent_need(vm, now)
@@ -202,12 +240,18 @@ class AutoPolicy(Policy):
             if vm.rss_mib is not None and vm.rss_t is not None \
                     and now - vm.rss_t <= p.stats_max_age_s:
                 claimed = min(claimed, vm.rss_mib + self.margin(vm))
-        if override:
+        if override or (probe and self.quiet(vm, now)):
             claimed = min(claimed, vm.hard_floor_mib)
         return max(static, claimed)
 
     def headroom(self, vm: VmView, now: float, override: bool = False) -> int:
-        return max(vm.target_mib - self.floor(vm, now, override), 0)
+        """How far ``vm``'s target is above its floor; A14: at most ``probe_step_mib``
+        below its A1 floor."""
+        room = max(vm.target_mib - self.floor(vm, now, override, probe=False), 0)
+        if self.quiet(vm, now):
+            below = vm.target_mib - room - self.floor(vm, now, override)
+            room += min(max(below, 0), self.params.probe_step_mib)
+        return room
 
     def step(self, level: str) -> int:
         return self.params.steps_mib[max(host_level_rank(level), 0)]
@@ -231,7 +275,7 @@ class AutoPolicy(Policy):
 
     def _prune(self, view: ModelView) -> None:
         self._claims.prune(view.vms)
-        for d in (self._needs, self._unjudged):
+        for d in (self._needs, self._unjudged, self._quiet):
             for name in [n for n in d if n not in view.vms]:
                 del d[name]
         self._refuted &= set(view.vms)
@@ -334,6 +378,7 @@ class AutoPolicy(Policy):
         if self.on_probation(state):
             return []  # A13: its stats say what its last false claims said
         self.note_claim(state, now)  # A13
+        self.note_quiet(state, now, busy=True)  # A14
         if not self._claims.grant(vm, now, self.params.hysteresis_s):
             return []  # A11: a claim beyond the budget buys nothing
         return self.release(state, level, f"guest pressure {level}")
@@ -341,6 +386,7 @@ class AutoPolicy(Policy):
     def on_stats(self, view: ModelView, vm: str, now: float) -> list[TargetChange]:
         if vm in view.vms:
             self.note_need(view.vms[vm], now)
+            self.note_quiet(view.vms[vm], now)  # A14
         state = automated_vm(view, vm)
         if state is None:
             return []
@@ -358,7 +404,8 @@ class AutoPolicy(Policy):
             and swap_in - prev_swap_in >= p.distress_swap_in_mib
         ):
             reason = f"guest stats: swap-in {swap_in - prev_swap_in} MiB"
-        elif usable is not None and usable < p.distress_usable_mib:
+        elif usable is not None and usable < p.distress_usable_mib \
+                and not self.quiet(state, now):  # A14: a probed guest makes room by swapping
             reason = f"guest stats: usable {usable} MiB"
         if reason is not None:  # A7
             # Swapping is distress (held off); a full guest that does not swap is only

@@ -201,6 +201,10 @@ class DaemonMachine(RuleBasedStateMachine):
                 bound = t.known_need + margin(g.max_mib)
                 if critical_near:  # A12: under the override, at most its hard floor
                     bound = min(bound, hard_floor(g.max_mib, v.floor_mib))
+                policy = model.policy
+                if isinstance(policy, AutoPolicy) and policy.quiet(model.view().vms[name], now):
+                    # A14: a quiet guest is probed, down to its hard floor
+                    bound = min(bound, hard_floor(g.max_mib, v.floor_mib))
                 bound = max(bound, v.floor_mib, MIN_FLOOR_MIB)
                 assert v.target_mib >= min(old, bound), (
                     f"{name}: honest guest (need {t.known_need}) taken from {old} to "
@@ -430,7 +434,7 @@ def patched(cls: type, name: str, fn: object):
         setattr(cls, name, old)
 
 
-def static_floor(self, vm, now, override=False):  # A1 broken: the guest's need ignored
+def static_floor(self, vm, now, override=False, probe=True):  # A1 broken: need ignored
     return max(vm.floor_mib, self.params.min_floor_mib)
 
 

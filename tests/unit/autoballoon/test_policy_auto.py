@@ -32,13 +32,14 @@ def drive(model, event):
     return cmds
 
 
-def stats(model, t, vm, usable, actual=None, swap_in=0):
+def stats(model, t, vm, usable, actual=None, swap_in=0, major_fault=0):
     actual = model.vm(vm).actual_mib if actual is None else actual
-    return model.handle(GuestStats(t, vm, {"actual": actual, "usable": usable, "swap_in": swap_in}))
+    return model.handle(GuestStats(t, vm, {"actual": actual, "usable": usable, "swap_in": swap_in,
+                                           "major_fault": major_fault}))
 
 
 def test_a1_floor_is_guest_need_plus_margin():
-    model = make(("a", 2048, 2048))
+    model = make(("a", 2048, 2048), probe_step_mib=0)  # A14 off: its need is flat
     stats(model, 1, "a", usable=548)  # need 1500 MiB
     for t in range(2, 200):
         drive(model, HostPressure(t, "medium"))  # (sustained critical: A12)
@@ -346,7 +347,7 @@ def test_a9_no_give_back_while_the_host_is_short_of_its_reserve():
 def test_a1_a_guest_cannot_claim_more_than_its_qemu_process_holds():
     from autoballoon.events import VmRss
 
-    model = make(("a", 2048, 2048))
+    model = make(("a", 2048, 2048), probe_step_mib=0)  # A14 off: its need is flat
     for t in range(1, 60):
         model.handle(VmRss(t, "a", 700))  # the host sees 700 MiB in the QEMU process
         stats(model, t, "a", usable=0)  # the guest claims all 2048 are in use
@@ -514,3 +515,64 @@ def test_a13_stale_stats_do_not_end_a_probation():
     stats(model, 2.5, "a", usable=150)  # refuted
     assert drive(model, GuestPressure(9, "a", "critical")) == []  # stats 6.5 s old
     assert not model.policy.exempt("a", 9.5)
+
+
+def _probe(model, t0, t1, swap_in=0, major_fault=0):
+    """Host pressure each second from t0 to t1 on a guest that holds 1500 of its 2048 MiB
+    and never touches it: what the balloon takes, it swaps out (its need falls)."""
+    for t in range(t0, t1):
+        taken = 2048 - model.vm("a").target_mib
+        stats(model, t, "a", usable=548 - min(taken, 548), swap_in=swap_in,
+              major_fault=major_fault)
+        drive(model, HostPressure(t + 0.5, "medium"))
+
+
+def test_a14_a_quiet_guest_is_probed_below_its_need_step_by_step():
+    model = make(("a", 2048, 2048))
+    _probe(model, 0, 20)
+    assert model.vm("a").target_mib == 1500 + 102  # A1 until it has been quiet for 20 s
+    before = model.vm("a").target_mib
+    _probe(model, 20, 21)
+    assert before - 32 == model.vm("a").target_mib  # then 32 MiB below its A1 floor per take
+    _probe(model, 21, 200)
+    hard = model.view().vms["a"].hard_floor_mib
+    assert hard == 512
+    assert hard <= model.vm("a").target_mib < hard + AutoParams().min_change_mib
+
+
+def test_a14_swap_in_ends_the_probe_and_a8_gives_back_to_the_a1_floor():
+    model = make(("a", 2048, 2048))
+    _probe(model, 0, 30)
+    probed = model.vm("a").target_mib
+    assert probed < 1500
+    stats(model, 30, "a", usable=0, swap_in=8)  # it touched what went to its swap
+    stats(model, 31, "a", usable=0, swap_in=8)
+    assert model.vm("a").target_mib >= probed + 64  # A7, then A8 up to need + margin
+    assert drive(model, HostPressure(31.5, "medium")) == []  # no longer quiet
+
+
+def test_a14_a_guest_growing_faulting_or_complaining_is_not_quiet():
+    for kind in ("growing", "faulting", "complaining"):
+        model = make(("a", 2048, 2048))
+        for t in range(0, 40):
+            usable = 548 - (t * 4 if kind == "growing" else 0)  # +4 MiB/s: 160 in 40 s
+            if kind == "complaining":
+                usable = 40  # short (A13: its claims are plausible)
+            stats(model, t, "a", usable=usable, major_fault=t * 300 if kind == "faulting" else 0)
+            if kind == "complaining" and t % 15 == 0:
+                drive(model, GuestPressure(t + 0.2, "a", "low"))
+        assert not model.policy.quiet(model.view().vms["a"], 40), kind
+
+
+def test_a14_a_quiet_guest_with_little_usable_is_not_distressed():
+    model = make(("a", 2048, 2048))
+    _probe(model, 0, 40)
+    target = model.vm("a").target_mib
+    stats(model, 40, "a", usable=5)  # the balloon squeezes it: it swaps, does not swap in
+    assert model.vm("a").target_mib == target  # no A7 release
+
+
+def test_a14_off():
+    model = make(("a", 2048, 2048), probe_step_mib=0)
+    _probe(model, 0, 100)
+    assert model.vm("a").target_mib == 1500 + 102

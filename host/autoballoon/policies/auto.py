@@ -29,11 +29,8 @@ A13 a pressure message is judged by the guest's own stats on both sides of it: w
    budget is spent. The message itself is honoured as any claim: stats can be older than
    an honest guest's burst, never newer. After a false claim the VM is on probation: its
    messages buy nothing until stats that show it short (less than the margins usable).
-A14 a quiet guest is probed below its need: when its need has not risen, it has not
-   swapped in, faulted from disk or reported pressure for ``quiet_s``, its A1 floor drops
-   to its hard floor, at most ``probe_step_mib`` below the A1 floor per take. Memory the
-   guest holds and does not touch goes to its own swap, where the guest, not the host,
-   chose the pages. Its first swap-in, major faults or pressure ends it (A8 gives back).
+A14 a guest quiet for ``quiet_s`` (policies/quiet.py) is probed below its need, down to
+   its hard floor, ``probe_step_mib`` below its A1 floor per take, into its own swap.
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ from dataclasses import dataclass, field
 from autoballoon.events import GUEST_LEVELS, host_level_rank
 from autoballoon.policies.base import Policy, TargetChange, automated, automated_vm
 from autoballoon.policies.claims import ClaimBudget
+from autoballoon.policies.quiet import QuietTracker
 from autoballoon.views import ModelView, VmView
 
 
@@ -121,11 +119,9 @@ class AutoParams:
     contradiction_max_age_s: float = 3.0
     judge_after_s: float = 2.0
     refuted_charge_s: float = 40.0
-    # A14: a guest is quiet after this long without a rise of its need (by more than half
-    # a margin), swap-in, more than quiet_major_faults major faults, or a pressure
-    # message; then each take may go probe_step_mib below its A1 floor, down to its hard
-    # floor (0 turns A14 off). idle (tuning): vm-idle held 448 MiB it never touched, its
-    # need kept it out of reach, and the host swapped QEMU's pages instead.
+    # A14: quiet after quiet_s without a rise of its need, swap-in, quiet_major_faults or a
+    # message; then probe_step_mib below its A1 floor per take (0: off). idle (tuning):
+    # 448 MiB held and never touched counted as need; the host swapped QEMU's pages.
     quiet_s: float = 20.0
     quiet_major_faults: int = 256
     probe_step_mib: int = 32
@@ -146,12 +142,13 @@ class AutoPolicy(Policy):
     #: A13: VMs on probation (a message refuted, no stats looking short since).
     _refuted: set[str] = field(default_factory=set, repr=False)
     #: A9: the host figure's time, and what was given back since (it cannot show yet).
-    #: A14: per VM, since when it is quiet, its lowest need since, and its major faults then.
-    _quiet: dict[str, tuple[float, int, int]] = field(default_factory=dict, repr=False)
+    #: A14: which VMs are quiet, since when.
+    _quiet: QuietTracker = field(init=False, repr=False)
     _given: tuple[float | None, int] = field(default=(None, 0), repr=False)
 
     def __post_init__(self) -> None:
         self._claims = ClaimBudget(self.params.claim_budget_s, self.params.claim_window_s)
+        self._quiet = QuietTracker(self.params.quiet_major_faults)
 
     def exempt(self, vm: str, now: float) -> bool:
         """A4/A7/A11: whether ``vm``'s guest claims keep it out of reach at ``now``."""
@@ -205,25 +202,14 @@ class AutoPolicy(Policy):
         self._needs[vm.name] = [*kept[-127:], (now, need)]
 
     def note_quiet(self, vm: VmView, now: float, busy: bool = False) -> None:
-        """A14: with stats (or a pressure message: ``busy``) at ``now``, whether ``vm``'s
-        quiet goes on: its need has not risen above the lowest since it began, and it has
-        not swapped in or faulted from disk."""
-        need = self.guest_need(vm)
-        faults = vm.stats.get("major_fault", 0)
-        was = self._quiet.get(vm.name)
-        swapped_in = vm.stats.get("swap_in", 0) > vm.prev_stats.get("swap_in", 0)
-        if busy or need is None or was is None or swapped_in \
-                or need > was[1] + self.margin(vm) // 2 \
-                or faults - was[2] > self.params.quiet_major_faults:
-            self._quiet[vm.name] = (now, need if need is not None else vm.max_mib, faults)
-        elif need < was[1]:
-            self._quiet[vm.name] = (was[0], need, was[2])
+        """A14: stats of ``vm`` (or a pressure message that bought something: ``busy``)."""
+        self._quiet.note(vm.name, now, self.guest_need(vm), vm.stats, vm.prev_stats,
+                         self.margin(vm) // 2, busy)
 
     def quiet(self, vm: VmView, now: float) -> bool:
         """A14: whether ``vm`` has been quiet for ``quiet_s`` and A14 is on."""
-        was = self._quiet.get(vm.name)
-        return self.params.probe_step_mib > 0 and was is not None \
-            and now - was[0] >= self.params.quiet_s and self.fresh_stats(vm, now)
+        return self.params.probe_step_mib > 0 and self.fresh_stats(vm, now) \
+            and self._quiet.quiet_for(vm.name, now) >= self.params.quiet_s
 
     def floor(self, vm: VmView, now: float, override: bool = False, probe: bool = True
               ) -> int:
@@ -275,7 +261,8 @@ class AutoPolicy(Policy):
 
     def _prune(self, view: ModelView) -> None:
         self._claims.prune(view.vms)
-        for d in (self._needs, self._unjudged, self._quiet):
+        self._quiet.prune(view.vms)
+        for d in (self._needs, self._unjudged):
             for name in [n for n in d if n not in view.vms]:
                 del d[name]
         self._refuted &= set(view.vms)

@@ -88,8 +88,7 @@ def test_ab_param(cmdline, name, value):
 
 
 @pytest.mark.parametrize(("cmdline", "module", "args"), [
-    ("console=ttyS0 virtio_balloon.msg_interval_ms=100", "virtio_balloon",
-     "msg_interval_ms=100"),
+    ("console=ttyS0 virtio_balloon.oom_pages=64", "virtio_balloon", "oom_pages=64"),
     ("virtio-balloon.a=1 x.b=2 virtio_balloon.c=3", "virtio_balloon", "a=1 c=3"),
     ("virtio_balloon.a=1", "virtio_blk", ""),
     ("ab.name=vm virtio_balloonx.a=1 virtio_balloon", "virtio_balloon", ""),

@@ -3,8 +3,9 @@
 A guest is quiet from the moment its stats stop showing activity: its need (``actual -
 usable``) has not risen by more than ``rise_mib`` above the lowest seen since, it has not
 swapped in, and its major faults grew by at most ``max_major_faults``. A pressure message
-ends it too (``auto`` leaves out those of a VM on A13's probation). ``auto`` probes a guest that has been quiet for a
-while below its need: memory it holds and never touches goes to its own swap.
+ends it too (``auto`` leaves out those of a VM on A13's probation). ``auto`` probes a guest
+that has been quiet for a while below its need: memory it holds and never touches goes to
+its own swap.
 
 State: per VM, (since when quiet, the lowest need since, its major faults then), pruned to
 the VMs the policy still sees.

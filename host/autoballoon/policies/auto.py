@@ -141,9 +141,9 @@ class AutoPolicy(Policy):
     _unjudged: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
     #: A13: VMs on probation (a message refuted, no stats looking short since).
     _refuted: set[str] = field(default_factory=set, repr=False)
-    #: A9: the host figure's time, and what was given back since (it cannot show yet).
     #: A14: which VMs are quiet, since when.
     _quiet: QuietTracker = field(init=False, repr=False)
+    #: A9: the host figure's time, and what was given back since (it cannot show yet).
     _given: tuple[float | None, int] = field(default=(None, 0), repr=False)
 
     def __post_init__(self) -> None:
@@ -202,7 +202,7 @@ class AutoPolicy(Policy):
         self._needs[vm.name] = [*kept[-127:], (now, need)]
 
     def note_quiet(self, vm: VmView, now: float, busy: bool = False) -> None:
-        """A14: stats of ``vm`` (or a pressure message that bought something: ``busy``)."""
+        """A14: stats of ``vm`` (or, ``busy``, a message from it off A13's probation)."""
         self._quiet.note(vm.name, now, self.guest_need(vm), vm.stats, vm.prev_stats,
                          self.margin(vm) // 2, busy)
 
@@ -231,11 +231,11 @@ class AutoPolicy(Policy):
         return max(static, claimed)
 
     def headroom(self, vm: VmView, now: float, override: bool = False) -> int:
-        """How far ``vm``'s target is above its floor; A14: at most ``probe_step_mib``
-        below its A1 floor."""
-        room = max(vm.target_mib - self.floor(vm, now, override, probe=False), 0)
+        """``vm``'s target above its floor (A14: at most probe_step_mib below the A1's)."""
+        a1 = self.floor(vm, now, override, probe=False)
+        room = max(vm.target_mib - a1, 0)
         if self.quiet(vm, now):
-            below = vm.target_mib - room - self.floor(vm, now, override)
+            below = min(vm.target_mib, a1) - self.floor(vm, now, override)
             room += min(max(below, 0), self.params.probe_step_mib)
         return room
 

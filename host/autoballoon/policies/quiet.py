@@ -25,12 +25,15 @@ class QuietTracker:
     def note(self, vm: str, now: float, need: int | None, stats: Mapping[str, int],
              prev_stats: Mapping[str, int], rise_mib: int, busy: bool = False) -> None:
         """Stats (or, with ``busy``, a pressure message) of ``vm`` at ``now``."""
+        if need is None:  # no figure to judge it by: not quiet
+            self._since.pop(vm, None)
+            return
         faults = stats.get("major_fault", 0)
         was = self._since.get(vm)
         swapped_in = stats.get("swap_in", 0) > prev_stats.get("swap_in", 0)
-        if busy or need is None or was is None or swapped_in or need > was[1] + rise_mib \
+        if busy or was is None or swapped_in or need > was[1] + rise_mib \
                 or faults - was[2] > self.max_major_faults:
-            self._since[vm] = (now, need if need is not None else 1 << 62, faults)
+            self._since[vm] = (now, need, faults)
         elif need < was[1]:
             self._since[vm] = (was[0], need, was[2])
 
